@@ -1,0 +1,6 @@
+"""Cluster backends; importing this package registers every kind."""
+
+from nmbatch.engine.clusters import local  # noqa: F401  (registers --cluster local)
+from nmbatch.engine.clusters.core import BACKENDS, ClusterBackend, backend_for, connect, register
+
+__all__ = ["BACKENDS", "ClusterBackend", "backend_for", "connect", "register"]

@@ -1,0 +1,35 @@
+"""Workers as processes on this machine (``--cluster local``, the default)."""
+
+from __future__ import annotations
+
+import os
+
+from distributed import LocalCluster
+
+from nmbatch.engine.clusters.core import ClusterBackend, register
+from nmbatch.engine.settings import setting
+
+
+@register
+class LocalBackend(ClusterBackend):
+    """A ``LocalCluster`` of worker processes (spawned, each with a nanny that restarts it)."""
+
+    kind = "local"
+
+    def n_workers(self) -> int:
+        return setting("cluster.workers", self.args.workers) or os.cpu_count() or 1
+
+    def start(self) -> LocalCluster:
+        return LocalCluster(
+            n_workers=self.n_workers(),
+            threads_per_worker=setting("cluster.threads-per-worker"),
+            processes=True,
+            memory_limit=setting("cluster.memory-limit"),
+            dashboard_address=self.dashboard_address,
+        )
+
+    def dry_run(self) -> str:
+        return (
+            f"--cluster local: would start {self.n_workers()} worker processes on this machine, "
+            f"dashboard on {self.dashboard_address}"
+        )

@@ -1,0 +1,174 @@
+"""What a job declares, and what its per-item function receives and returns.
+
+A job is a subclass of :class:`Job`. The engine asks it for its items on the
+driver, sends the job object and one item at a time to a worker, calls
+:meth:`Job.run_item` there inside an :class:`ItemContext`, and stores the
+:class:`ItemResult` it returns. The engine never looks inside items, tables or
+arrays beyond their declared schemas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from nmbatch.engine.errors import StageError
+
+if TYPE_CHECKING:
+    from nmbatch.engine.cache import AnalysisCache
+
+
+@dataclass(frozen=True)
+class Item:
+    """One unit of work (a session, a recording, a form file).
+
+    Parameters
+    ----------
+    id : str
+        Stable identifier: the same input must get the same id on every run.
+    label : str
+        Who or what the item is about (the subject, the recording name); it is
+        copied into error records so a person can read them.
+    data : Mapping
+        Whatever the worker needs to find the item's inputs. Keep it small and
+        plain (strings, numbers, paths): it is sent to a worker with the task.
+    """
+
+    id: str
+    label: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ItemResult:
+    """What one item produced.
+
+    Parameters
+    ----------
+    tables : dict of str to DataFrame
+        Rows for each result table the job declared in :meth:`Job.table_schemas`.
+        The engine adds the id column and casts to the declared schema.
+    arrays : dict of str to ndarray
+        Arrays stored in the zarr group of this item (``arrays.zarr/<id>/<name>``).
+    flags : dict
+        Small per-item facts (e.g. ``can_load_trials``); kept with the item's state.
+    """
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    flags: dict[str, Any] = field(default_factory=dict)
+
+
+_worker_resources: dict[str, Any] = {}
+_worker_resources_lock = threading.Lock()
+
+
+def worker_resource(key: str, factory: Callable[[], Any]) -> Any:
+    """Return a per-process object, built once by ``factory`` (e.g. a ONE instance).
+
+    Use it for things that are expensive to open and safe to share between the
+    items one worker runs; never for objects that carry per-file state.
+    """
+    with _worker_resources_lock:
+        if key not in _worker_resources:
+            _worker_resources[key] = factory()
+        return _worker_resources[key]
+
+
+class ItemContext:
+    """Handed to :meth:`Job.run_item` on the worker.
+
+    It names the stage that is running, so that a failure is recorded with the
+    stage it happened in, and it collects flags that are kept even when the
+    item fails (``ctx.flags['can_load_signal'] = True``).
+    """
+
+    def __init__(self, item: Item, params: Mapping[str, Any]):
+        self.item = item
+        self.params = params
+        self.flags: dict[str, Any] = {}
+        self.stage_name: str | None = None
+        self.failed_stage: str | None = None
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Run a block as stage ``name``; an exception inside it fails the item at that stage."""
+        outer = self.stage_name
+        self.stage_name = name
+        try:
+            yield
+        except BaseException as exc:
+            if self.failed_stage is None:
+                self.failed_stage = exc.stage if isinstance(exc, StageError) else name
+            raise
+        finally:
+            self.stage_name = outer
+
+    def fail(self, message: str, stage: str | None = None) -> StageError:
+        """A :class:`StageError` for the current (or given) stage: ``raise ctx.fail('...')``."""
+        return StageError(stage or self.stage_name or "run", message)
+
+
+class Job(ABC):
+    """Base class of every analysis nmbatch runs.
+
+    Class attributes
+    ----------------
+    name : str
+        The analysis name: its parameters are ``jobs/<name>.yaml`` and its cache
+        is ``<output>/<name>/``.
+    description : str
+        One line for ``--help`` and ``nmbatch jobs``.
+    id_column, label_column : str
+        Column names the item id and label get in every table (``'eid'``,
+        ``'subject'`` for sessions; ``'recording'`` for recordings).
+    stages : tuple of str
+        The stage names the job uses, in order (documentation and summaries).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    id_column: ClassVar[str] = "item_id"
+    label_column: ClassVar[str] = "label"
+    stages: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add the job's own command-line options (the engine's are added already)."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Job:
+        """Build the job from parsed arguments; ``args.output`` is the resolved output folder."""
+        return cls()
+
+    def table_schemas(self, params: Mapping[str, Any]) -> dict[str, pa.Schema]:
+        """Schemas of the result tables, without the id column (the engine prepends it)."""
+        return {}
+
+    @abstractmethod
+    def list_items(self, params: Mapping[str, Any]) -> Iterable[Item]:
+        """Yield the items to process, on the driver; DataSourceError if inputs are missing."""
+
+    def is_complete(self, item: Item, params: Mapping[str, Any]) -> bool:
+        """Whether an item's output already exists outside the cache (it is then skipped)."""
+        return False
+
+    @abstractmethod
+    def run_item(self, item: Item, ctx: ItemContext) -> ItemResult:
+        """Process one item on a worker. Wrap each step in ``ctx.stage(name)``."""
+
+    def on_saved(self, cache: AnalysisCache) -> None:
+        """Called on the driver after each batch reaches disk (e.g. to refresh an export)."""
+
+    def summary_lines(self, cache: AnalysisCache) -> list[str]:
+        """Extra lines for the closing summary."""
+        return []

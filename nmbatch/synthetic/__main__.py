@@ -1,0 +1,4 @@
+from nmbatch.engine.cli import main
+from nmbatch.synthetic.job import SyntheticJob
+
+main(SyntheticJob)
