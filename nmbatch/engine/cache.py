@@ -28,6 +28,7 @@ import logging
 import sys
 import time
 import traceback as tb
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -210,6 +211,7 @@ class AnalysisCache:
         self.manifest: dict[str, Any] = {}
         self._status: dict[str, str] = {}
         self._failures: dict[str, int] = {}
+        self._counts: Counter[str] = Counter()
         self._next_batch = 1
         self._pending_records: list[dict[str, Any]] = []
         self._pending_tables: dict[str, list[pa.Table]] = {}
@@ -284,6 +286,7 @@ class AnalysisCache:
             self._failures = failed.to_dict()
             latest = states.drop_duplicates(self.id_column, keep="last")
             self._status = dict(zip(latest[self.id_column], latest["status"], strict=True))
+        self._counts = Counter(self._status.values())
         for table in self._result_tables():
             if table not in self.table_schemas:
                 files = self._table_files(table)
@@ -441,6 +444,7 @@ class AnalysisCache:
             self.store.delete(key)
         self._status.clear()
         self._failures.clear()
+        self._counts.clear()
         self._next_batch = 1
         self._pending_records.clear()
         self._pending_tables.clear()
@@ -487,11 +491,11 @@ class AnalysisCache:
 
     @property
     def n_done(self) -> int:
-        return sum(1 for s in self._status.values() if s == DONE)
+        return self._counts[DONE]
 
     @property
     def n_failed(self) -> int:
-        return sum(1 for s in self._status.values() if s == FAILED)
+        return self._counts[FAILED]
 
     @property
     def n_pending(self) -> int:
@@ -612,7 +616,11 @@ class AnalysisCache:
         self.store.write_bytes(f"{ITEMS_PREFIX}/{span.name}", _table_bytes(records))
         for record in self._pending_records:
             item_id = record[self.id_column]
+            previous = self._status.get(item_id)
+            if previous is not None:
+                self._counts[previous] -= 1
             self._status[item_id] = record["status"]
+            self._counts[record["status"]] += 1
             if record["status"] == FAILED:
                 self._failures[item_id] = self._failures.get(item_id, 0) + 1
         self._next_batch += 1

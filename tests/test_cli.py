@@ -1,0 +1,204 @@
+"""The job command line end to end, as a user runs it: kills, resumes, exit codes, status."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import job_command, run_job
+
+from nmbatch.engine.cache import AnalysisCache
+
+JOB = "nmbatch.synthetic"
+
+
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "out" / "synthetic"
+
+
+def n_done_on_disk(tmp_path: Path) -> int:
+    try:
+        return json.loads((cache_dir(tmp_path) / "manifest.json").read_text())["n_done"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return 0
+
+
+def start_driver(tmp_path: Path, *args: str) -> subprocess.Popen:
+    """A driver in its own process group, so the test can kill it with all its workers."""
+    return subprocess.Popen(
+        job_command(JOB, "--output", "out", "--dashboard-address", ":0", *args),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.1)
+
+
+def test_exit_codes_say_what_happened(tmp_path):
+    ok = run_job(JOB, "--output", "out", "--items", "6", "--set", "work_ms=1", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "done now" in ok.stdout and "Dask dashboard: http" in ok.stdout
+    failed = run_job(JOB, "--output", "out2", "--items", "6", "--fail", "item-000002", cwd=tmp_path)
+    assert failed.returncode == 1
+    assert "compute  ValueError" in failed.stdout and "--retry-errors" in failed.stdout
+    again = run_job(JOB, "--output", "out2", "--items", "6", cwd=tmp_path)
+    assert again.returncode == 1, "a failure recorded earlier still makes the run incomplete"
+    usage = run_job(JOB, "--output", "out", "--set", "wrok_ms=1", cwd=tmp_path)
+    assert usage.returncode == 2 and "did you mean 'work_ms'" in usage.stderr
+
+
+def test_kill_resume_and_parameter_change(tmp_path):
+    """The seed's integration test: kill -9 mid-way, resume, change a parameter."""
+    args = ("--items", "40", "--set", "work_ms=150", "--workers", "2", "--batch-size", "2")
+    driver = start_driver(tmp_path, *args)
+    try:
+        wait_for(lambda: n_done_on_disk(tmp_path) >= 6)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    partial = AnalysisCache.open(cache_dir(tmp_path))
+    saved = partial.get_results("values")
+    assert 6 <= partial.n_done < 40
+    assert len(saved) == partial.n_done and saved["item_id"].is_unique
+
+    resumed = run_job(JOB, "--output", "out", *args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    skipped_line = next(
+        line for line in resumed.stdout.splitlines() if "skipped, done before" in line
+    )
+    assert int(skipped_line.split()[-1]) >= partial.n_done
+    final = AnalysisCache.open(cache_dir(tmp_path)).get_results("values")
+    assert sorted(final["item_id"]) == [f"item-{i:06d}" for i in range(40)], (
+        "none lost, none doubled"
+    )
+    for item_id in saved["item_id"]:
+        assert (final["item_id"] == item_id).sum() == 1
+
+    changed = run_job(
+        JOB, "--output", "out", *args[:2], "--set", "work_ms=150", "--set", "scale=2", cwd=tmp_path
+    )
+    assert changed.returncode == 2
+    assert "scale:\n    cached:  1.0\n    current: 2" in changed.stdout
+    assert "--on-config-change" in changed.stderr
+    assert AnalysisCache.open(cache_dir(tmp_path)).n_done == 40, (
+        "nothing is touched before a decision"
+    )
+
+    recomputed = run_job(
+        JOB,
+        "--output",
+        "out",
+        "--items",
+        "4",
+        "--set",
+        "scale=2",
+        "--set",
+        "work_ms=0",
+        "--on-config-change",
+        "recompute",
+        cwd=tmp_path,
+    )
+    assert recomputed.returncode == 0
+    assert AnalysisCache.open(cache_dir(tmp_path)).n_done == 4
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+    driver = start_driver(
+        tmp_path, "--items", "60", "--set", "work_ms=200", "--workers", "2", "--batch-size", "1"
+    )
+    wait_for(lambda: n_done_on_disk(tmp_path) >= 3)
+    os.killpg(driver.pid, signal.SIGINT)
+    out, _ = driver.communicate(timeout=60)
+    assert driver.returncode == 130, out
+    assert "interrupted" in out and "Resume with:" in out
+    cache = AnalysisCache.open(cache_dir(tmp_path))
+    assert 3 <= cache.n_done < 60
+    assert cache.get_results("values")["item_id"].is_unique
+
+
+def test_a_second_run_on_the_same_cache_is_refused(tmp_path):
+    first = start_driver(tmp_path, "--items", "30", "--set", "work_ms=100", "--workers", "1")
+    try:
+        wait_for(
+            lambda: (
+                (cache_dir(tmp_path) / ".lock").exists()
+                and n_done_on_disk(tmp_path) >= 0
+                and (cache_dir(tmp_path) / "manifest.json").exists()
+            )
+        )
+        second = run_job(
+            JOB, "--output", "out", "--items", "30", "--set", "work_ms=100", cwd=tmp_path
+        )
+        assert second.returncode == 2
+        assert "in use by another run" in second.stderr
+        status = subprocess.run(
+            [sys.executable, "-m", "nmbatch", "status", str(cache_dir(tmp_path))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "a run is writing now" in status.stdout
+    finally:
+        out, _ = first.communicate(timeout=120)
+    assert first.returncode == 0, out
+    assert AnalysisCache.open(cache_dir(tmp_path)).n_done == 30
+
+
+def test_status_shows_counts_errors_and_config(tmp_path):
+    run_job(
+        JOB,
+        "--output",
+        "out",
+        "--items",
+        "5",
+        "--set",
+        "work_ms=0",
+        "--fail",
+        "item-000001",
+        cwd=tmp_path,
+    )
+    status = subprocess.run(
+        [sys.executable, "-m", "nmbatch", "status", str(cache_dir(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0
+    assert "done 4, failed 1" in status.stdout
+    assert "compute  ValueError" in status.stdout
+    assert "=== synthetic config ===" in status.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "nmbatch", "status", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2 and "not an nmbatch cache" in missing.stderr
+
+
+def test_print_config_dry_run_and_console_script(tmp_path):
+    shown = run_job(JOB, "--print-config", "--set", "scale=3", cwd=tmp_path)
+    assert shown.returncode == 0 and "scale: 3" in shown.stdout
+    dry = run_job(JOB, "--dry-run", "--workers", "3", cwd=tmp_path)
+    assert dry.returncode == 0 and "3 worker processes" in dry.stdout
+    listed = subprocess.run(
+        [Path(sys.executable).parent / "nmbatch", "jobs"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0 and "synthetic" in listed.stdout
