@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Dask LocalCluster of worker processes, and the job CLI as a subprocess."""
+"""Shared fixtures: a real LocalCluster of worker processes, and the job CLI as a subprocess."""
 
 from __future__ import annotations
 

@@ -113,9 +113,12 @@ def test_interactive_prompt_takes_the_answer(tmp_path, monkeypatch):
     with make_cache(tmp_path) as cache:
         cache.check_config()
     monkeypatch.setattr("builtins.input", lambda prompt: "a")
-    with make_cache(tmp_path, config={**CONFIG, "raw_metrics": []}) as cache:
-        with pytest.raises(ConfigChangedError, match="aborted"):
-            cache.check_config(interactive=True)
+    changed = {**CONFIG, "raw_metrics": []}
+    with (
+        make_cache(tmp_path, config=changed) as cache,
+        pytest.raises(ConfigChangedError, match="aborted"),
+    ):
+        cache.check_config(interactive=True)
 
 
 def test_batch_saving(tmp_path):
