@@ -204,9 +204,14 @@ def execute(
     chunk = 1
     progress = _Progress(job.name, len(todo), options.progress, options.progress_interval)
 
+    threads = {"count": 0, "checked": -1.0}
+
     def capacity() -> int:
-        threads = sum(client.nthreads().values())
-        return max(2, threads * options.tasks_per_thread)
+        """Tasks to keep in flight; the worker count is asked at most once a second."""
+        now = time.monotonic()
+        if now - threads["checked"] >= 1.0:
+            threads.update(count=sum(client.nthreads().values()), checked=now)
+        return max(2, threads["count"] * options.tasks_per_thread)
 
     def submit(items: list[Item]) -> None:
         key = f"{job.name}-{items[0].id}-{uuid.uuid4().hex[:8]}"
