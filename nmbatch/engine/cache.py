@@ -666,6 +666,11 @@ class AnalysisCache:
             self.store.delete(f"{ITEMS_PREFIX}/{span.name}")
         return True
 
+    def write_export(self, filename: str, table: pd.DataFrame) -> None:
+        """Write a job's derived table next to the manifest (e.g. ``sessions.pqt``), atomically."""
+        data = pa.Table.from_pandas(table, preserve_index=False)
+        self.store.write_bytes(filename, _table_bytes(data))
+
     # -- arrays ----------------------------------------------------------------------------
 
     def _array_root(self, mode: str = "a") -> zarr.Group:
