@@ -37,13 +37,33 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "photometry"
 
 
 def run_job_for_bench(cache_dir: Path, sessions_file: Path, output: Path, workers: int) -> int:
-    """Run the photometry QC job over every session of ``sessions_file`` on the engine.
+    """Run the photometry QC job over every session of ``sessions_file``, as its CLI does.
 
-    TODO(lead): fill in with the engine's entry point, e.g. ``nmbatch.engine.cli.run`` on
-    ``PhotometryQCJob`` with ``--one-cache cache_dir --sessions sessions_file --output output
-    --workers workers --no-progress``, and return the number of sessions done.
+    Cluster start-up and the workers' first import of iblphotometry are included: a user
+    pays them once per run.
     """
-    raise NotImplementedError("TODO(lead): run_job_for_bench is a stub")
+    from nmbatch.engine.cache import AnalysisCache
+    from nmbatch.engine.cli import run
+    from nmbatch.photometry.job import PhotometryQCJob
+
+    argv = [
+        "--one-cache",
+        str(cache_dir),
+        "--sessions",
+        str(sessions_file),
+        "--output",
+        str(output),
+        "--workers",
+        str(workers),
+        "--no-progress",
+        "--dashboard-address",
+        ":0",
+        "--force",
+    ]
+    code = run(PhotometryQCJob, argv)
+    if code != 0:
+        raise RuntimeError(f"nmbatch.photometry exited with {code}")
+    return AnalysisCache.open(output / PhotometryQCJob.name).n_done
 
 
 def _eids(sessions_file: Path) -> list[str]:
