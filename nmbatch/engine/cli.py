@@ -138,7 +138,8 @@ def _configure_logging(debug: bool) -> None:
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         if debug
-        else "%(levelname)s: %(message)s",
+        else "%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
     )
     logging.getLogger("nmbatch").setLevel(logging.DEBUG if debug else logging.INFO)
     if not debug:

@@ -124,7 +124,7 @@ class _Progress:
             self.last_log = now
             rate = self.count / max(now - self.started, 1e-9)
             eta = (self.total - self.count) / rate if rate else float("inf")
-            log.warning(
+            log.info(
                 "%s: %d/%d items (%d failed), %.1f items/s, about %.0f s left",
                 self.name,
                 self.count,

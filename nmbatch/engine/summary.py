@@ -47,6 +47,8 @@ def format_summary(job: Job, cache: AnalysisCache, report: RunReport, rerun: str
     ]
     always = {"listed", "done now", "failed now"}
     lines = [f"=== {job.name}: {title} in {_duration(report.elapsed_s)} ==="]
+    if report.selected == report.listed:
+        rows = [row for row in rows if row[0] != "selected"]
     for name, n, note in rows:
         if n or name in always:
             lines.append(f"  {name:<26}{n:>7}  {note}".rstrip())
