@@ -41,9 +41,14 @@ def start_driver(tmp_path: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def wait_for(condition, timeout: float = 120.0) -> None:
+def wait_for(condition, driver: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Wait until ``condition()`` holds; fail at once if the driver exits first."""
     deadline = time.monotonic() + timeout
     while not condition():
+        if driver.poll() is not None:
+            raise AssertionError(
+                f"the driver exited with {driver.returncode}:\n{driver.stdout.read()}"
+            )
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.1)
 
@@ -66,7 +71,7 @@ def test_kill_resume_and_parameter_change(tmp_path):
     args = ("--items", "40", "--set", "work_ms=150", "--workers", "2", "--batch-size", "2")
     driver = start_driver(tmp_path, *args)
     try:
-        wait_for(lambda: n_done_on_disk(tmp_path) >= 6)
+        wait_for(lambda: n_done_on_disk(tmp_path) >= 6, driver)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
@@ -120,7 +125,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     driver = start_driver(
         tmp_path, "--items", "60", "--set", "work_ms=200", "--workers", "2", "--batch-size", "1"
     )
-    wait_for(lambda: n_done_on_disk(tmp_path) >= 3)
+    wait_for(lambda: n_done_on_disk(tmp_path) >= 3, driver)
     os.killpg(driver.pid, signal.SIGINT)
     out, _ = driver.communicate(timeout=60)
     assert driver.returncode == 130, out
@@ -133,13 +138,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
 def test_a_second_run_on_the_same_cache_is_refused(tmp_path):
     first = start_driver(tmp_path, "--items", "30", "--set", "work_ms=100", "--workers", "1")
     try:
-        wait_for(
-            lambda: (
-                (cache_dir(tmp_path) / ".lock").exists()
-                and n_done_on_disk(tmp_path) >= 0
-                and (cache_dir(tmp_path) / "manifest.json").exists()
-            )
-        )
+        wait_for(lambda: (cache_dir(tmp_path) / "manifest.json").exists(), first)
         second = run_job(
             JOB, "--output", "out", "--items", "30", "--set", "work_ms=100", cwd=tmp_path
         )

@@ -197,6 +197,8 @@ def run(job_cls: type[Job], argv: list[str] | None = None, prog: str | None = No
             cache.print_config()
             cache.check_config(force=args.force, on_change=args.on_config_change)
             todo, report = select_items(job, params, cache, options)
+            if not args.scheduler:
+                options.expected_threads = backend_for(args).max_threads() or 0
             if todo:
                 with connect(args) as client:
                     print(f"Dask dashboard: {client.dashboard_link}", flush=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 import uuid
 from collections import Counter, deque
@@ -42,6 +43,8 @@ class RunOptions:
     only: Sequence[str] = ()
     progress: bool | None = None
     tasks_per_thread: int = 2
+    expected_threads: int = 0
+    no_worker_warning: float = 30.0
     task_duration_target: float = 0.25
     max_items_per_task: int = 500
     progress_interval: float = 15.0
@@ -138,6 +141,19 @@ class _Progress:
         self.bar.close()
 
 
+def _watch_for_workers(client: Client, stop: threading.Event, interval: float) -> None:
+    """Warn while no worker is connected (jobs pending in a queue, or failing to start)."""
+    waited = 0.0
+    while not stop.wait(interval):
+        waited = waited + interval if not client.nthreads() else 0.0
+        if waited:
+            log.warning(
+                "no Dask worker connected for %.0f s: are the worker jobs pending or failing? "
+                "(on SLURM: squeue, and the worker logs)",
+                waited,
+            )
+
+
 def _store(cache: AnalysisCache, outcome: dict[str, Any], report: RunReport) -> bool:
     common = {
         "label": outcome.get("label"),
@@ -203,6 +219,10 @@ def execute(
     per_item = 0.0
     chunk = 1
     progress = _Progress(job.name, len(todo), options.progress, options.progress_interval)
+    stop_watch = threading.Event()
+    threading.Thread(
+        target=_watch_for_workers, args=(client, stop_watch, options.no_worker_warning), daemon=True
+    ).start()
 
     threads = {"count": 0, "checked": -1.0}
 
@@ -211,7 +231,8 @@ def execute(
         now = time.monotonic()
         if now - threads["checked"] >= 1.0:
             threads.update(count=sum(client.nthreads().values()), checked=now)
-        return max(2, threads["count"] * options.tasks_per_thread)
+        expected = max(threads["count"], options.expected_threads)
+        return max(2, expected * options.tasks_per_thread)
 
     def submit(items: list[Item]) -> None:
         key = f"{job.name}-{items[0].id}-{uuid.uuid4().hex[:8]}"
@@ -253,6 +274,7 @@ def execute(
         report.interrupted = True
         client.cancel(list(in_flight))
     finally:
+        stop_watch.set()
         progress.close()
         cache.save()
         job.on_saved(cache)

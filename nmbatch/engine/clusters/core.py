@@ -37,6 +37,11 @@ class ClusterBackend(ABC):
     def dashboard_address(self) -> str:
         return setting("cluster.dashboard-address", self.args.dashboard_address)
 
+    def max_threads(self) -> int | None:
+        """Worker threads the cluster may grow to (None: unknown). The runner keeps enough
+        tasks in flight to occupy them, so adaptive scaling sees the backlog."""
+        return None
+
     @abstractmethod
     def start(self) -> Cluster:
         """Start the cluster with the workers asked for."""

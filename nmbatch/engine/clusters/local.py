@@ -19,6 +19,9 @@ class LocalBackend(ClusterBackend):
     def n_workers(self) -> int:
         return setting("cluster.workers", self.args.workers) or os.cpu_count() or 1
 
+    def max_threads(self) -> int:
+        return self.n_workers() * setting("cluster.threads-per-worker")
+
     def start(self) -> LocalCluster:
         return LocalCluster(
             n_workers=self.n_workers(),

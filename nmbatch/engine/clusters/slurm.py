@@ -206,6 +206,10 @@ class SlurmBackend(ClusterBackend):
             raise ConfigError(f"--workers {workers}: need at least 1")
         return workers, workers
 
+    def max_threads(self) -> int:
+        cores = self.args.cores_per_worker or self.config("cores")
+        return self.scaling()[1] * cores
+
     def walltime(self) -> str | None:
         return self.args.walltime or self.config("walltime")
 
