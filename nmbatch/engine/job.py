@@ -158,9 +158,14 @@ class Job(ABC):
     def list_items(self, params: Mapping[str, Any]) -> Iterable[Item]:
         """Yield the items to process, on the driver; DataSourceError if inputs are missing."""
 
-    def is_complete(self, item: Item, params: Mapping[str, Any]) -> bool:
-        """Whether an item's output already exists outside the cache (it is then skipped)."""
-        return False
+    def is_complete(self, item: Item, params: Mapping[str, Any]) -> bool | None:
+        """Whether the item's own outputs (outside the cache) are complete.
+
+        None (the default): no opinion, the cache decides. True: skip the item, its output
+        exists. False: run it even if the cache has it done (an output that is missing,
+        incomplete, or to be overwritten).
+        """
+        return None
 
     @abstractmethod
     def run_item(self, item: Item, ctx: ItemContext) -> ItemResult:

@@ -90,12 +90,13 @@ def select_items(
     report.selected = len(items)
     todo = []
     for item in items:
-        if cache.is_complete(item.id):
+        output_complete = job.is_complete(item, params)
+        if output_complete:
+            report.skipped_complete += 1
+        elif output_complete is None and cache.is_complete(item.id):
             report.skipped_done += 1
         elif cache.is_failed(item.id) and not options.retry_errors:
             report.skipped_failed += 1
-        elif job.is_complete(item, params):
-            report.skipped_complete += 1
         else:
             todo.append(item)
     if options.limit is not None:
