@@ -1,0 +1,259 @@
+"""The ``mea`` job: retina CMOS-MEA recordings (CMCR/CMTR) to one HDF5 file per recording.
+
+Items are the rows of a mapping CSV (``cmcr_path, cmtr_path, matched``) whose
+``matched`` is true; the item id is the recording name (the CMCR's file name
+without extension). Rows that are not processed are counted and reported in the
+summary, never failed: unmatched rows, rows missing a path, and repeats of a
+recording already listed (the first row wins). Output files go directly in the
+output folder as ``<recording>.h5`` (the engine's cache for the job is
+``<output>/mea/``); a recording whose file already holds every requested step
+with the current parameters is complete and skipped, unless ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from nmbatch.engine.errors import ConfigError, DataSourceError
+from nmbatch.engine.job import Item, ItemContext, ItemResult, Job
+from nmbatch.mea import output
+from nmbatch.mea.demo import ensure_demo
+from nmbatch.mea.pipeline import RecordingFiles, process_recording
+from nmbatch.mea.steps import format_steps, parse_steps, registered, resolve
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("cmcr_path", "cmtr_path", "matched")
+MAX_RECORDING_LINES = 20  # per-recording lines in the closing summary (the seed's "Units, Steps")
+TRUE = {"true", "1", "yes", "y", "t"}
+POSITIVE = (
+    "eimage_highpass_hz",
+    "eimage_filter_order",
+    "eimage_samples_after",
+    "eimage_max_spikes",
+    "eimage_max_seconds",
+    "frame_percentile",
+    "frame_threshold",
+    "sta_frames",
+)
+
+
+def recording_name(cmcr_path: str) -> str:
+    """The recording name of a CMCR path (Windows or POSIX): its file name without extension."""
+    path = PureWindowsPath(cmcr_path) if "\\" in cmcr_path else PurePosixPath(cmcr_path)
+    return path.stem
+
+
+def _in_range(key: str, value: Any) -> bool:
+    """Numbers must be >= 0, and > 0 for the keys in POSITIVE; text is free."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return key not in POSITIVE
+    return value > 0 if key in POSITIVE else value >= 0
+
+
+def _steps_option(value: str) -> tuple[int, ...]:
+    try:
+        return parse_steps(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class MeaJob(Job):
+    """CMCR/CMTR recordings through the MEA pipeline steps (1-5 here) to ``<recording>.h5``."""
+
+    name = "mea"
+    description = "Retina MEA recordings (CMCR/CMTR) through pipeline steps to one HDF5 each"
+    id_column = "recording"
+    label_column = "cmtr_file"
+    stages = (
+        "prepare_output",
+        "open_recording",
+        *(s.stage for s in registered()),
+        "write_output",
+    )
+
+    def __init__(
+        self,
+        csv_path: Path,
+        output_dir: Path,
+        stimuli: Path | None = None,
+        steps: Sequence[int] | str = "all",
+        overwrite: bool = False,
+    ):
+        self.csv_path = Path(csv_path)
+        self.output_dir = Path(output_dir)
+        self.stimuli = Path(stimuli) if stimuli else self.csv_path.parent / "stimuli"
+        numbers = parse_steps(steps) if isinstance(steps, str) else tuple(sorted(set(steps)))
+        try:
+            resolve(numbers)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.steps = numbers
+        self.overwrite = overwrite
+        self.rows_not_processed: dict[str, list[str]] = {}
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        source = parser.add_mutually_exclusive_group()
+        source.add_argument(
+            "--csv",
+            type=Path,
+            help="mapping CSV with cmcr_path, cmtr_path, matched (rows with matched true run)",
+        )
+        source.add_argument(
+            "--demo",
+            action="store_true",
+            help="generate synthetic recordings once under <output>/demo_mea and process them",
+        )
+        parser.add_argument(
+            "--stimuli",
+            type=Path,
+            help="stimulus folder (playlist.csv, movie_length.csv, configs/, movies/); "
+            "default: 'stimuli' next to the CSV",
+        )
+        parser.add_argument(
+            "--steps",
+            type=_steps_option,
+            default="all",
+            help="steps to run: e.g. 1-5, 6-11, 3,4 or all (every available step; default)",
+        )
+        parser.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="recompute the requested steps even where an output file has them",
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> MeaJob:
+        stimuli = args.stimuli
+        if args.demo:
+            demo = ensure_demo(Path(args.output) / "demo_mea")
+            csv_path, stimuli = demo.csv, stimuli or demo.stimuli
+        elif args.csv is None:
+            raise ConfigError("give the recordings' mapping file with --csv (or run --demo)")
+        else:
+            csv_path = args.csv
+        return cls(csv_path, args.output, stimuli, args.steps, args.overwrite)
+
+    def table_schemas(self, params: Mapping[str, Any]) -> dict[str, pa.Schema]:
+        return {
+            "recordings": pa.schema(
+                [
+                    ("output_path", pa.string()),
+                    ("output_bytes", pa.int64()),
+                    ("n_units", pa.int32()),
+                    ("n_units_without_spikes", pa.int32()),
+                    ("n_spikes", pa.int64()),
+                    ("duration_s", pa.float64()),
+                    ("steps_completed", pa.string()),
+                    ("n_steps", pa.int32()),
+                    ("steps_run", pa.string()),
+                ]
+            )
+        }
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """ConfigError unless the requested steps' parameters are present and sensible."""
+        needed = [k for s in resolve(self.steps) for k in s.params]
+        missing = [k for k in needed if k not in params]
+        if missing:
+            raise ConfigError(f"mea: missing parameter(s) {', '.join(missing)}")
+        bad = [k for k in needed if not _in_range(k, params[k])]
+        if bad:
+            raise ConfigError(f"mea: parameter(s) out of range: {', '.join(bad)}")
+
+    def list_items(self, params: Mapping[str, Any]) -> list[Item]:
+        """One item per matched CSV row; other rows are counted in ``rows_not_processed``."""
+        self.check_params(params)
+        if not self.csv_path.is_file():
+            raise DataSourceError(f"CSV mapping file not found: {self.csv_path}")
+        if any(s.needs_stimuli for s in resolve(self.steps)) and not self.stimuli.is_dir():
+            raise DataSourceError(
+                f"stimulus folder not found: {self.stimuli} (steps {format_steps(self.steps)} "
+                "need it; give it with --stimuli)"
+            )
+        with open(self.csv_path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataSourceError(f"{self.csv_path} lacks column(s) {', '.join(missing)}")
+            rows = list(reader)
+        items: list[Item] = []
+        skipped: dict[str, list[str]] = {"unmatched": [], "missing path": [], "repeated": []}
+        seen: set[str] = set()
+        for line, row in enumerate(rows, start=2):
+            cmcr, cmtr = (row[c].strip() for c in ("cmcr_path", "cmtr_path"))
+            name = recording_name(cmcr) if cmcr else f"line {line}"
+            if row["matched"].strip().lower() not in TRUE:
+                skipped["unmatched"].append(name)
+            elif not cmcr or not cmtr:
+                skipped["missing path"].append(name)
+            elif name in seen:
+                skipped["repeated"].append(name)
+            else:
+                seen.add(name)
+                data = {"cmcr": str(self._path(cmcr)), "cmtr": str(self._path(cmtr))}
+                items.append(Item(id=name, label=recording_name(cmtr) + ".cmtr", data=data))
+        self.rows_not_processed = {k: v for k, v in skipped.items() if v}
+        counts = ", ".join(f"{len(v)} {k}" for k, v in self.rows_not_processed.items())
+        log.info(
+            "%s: %d recordings%s",
+            self.csv_path,
+            len(items),
+            f"; not processed: {counts}" * bool(counts),
+        )
+        return items
+
+    def _path(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else self.csv_path.parent / path
+
+    def output_path(self, recording: str) -> Path:
+        """Where a recording's HDF5 file goes."""
+        return self.output_dir / f"{recording}.h5"
+
+    def is_complete(self, item: Item, params: Mapping[str, Any]) -> bool:
+        """The output file holds every requested step with the current parameters.
+
+        The file, not the cache, decides: ``--overwrite`` and a later ``--steps`` set run
+        recordings the cache already has done.
+        """
+        if self.overwrite:
+            return False
+        state = output.read_state(self.output_path(item.id))
+        return state is not None and all(
+            state.done(s.number, s.parameters(params)) for s in resolve(self.steps)
+        )
+
+    def run_item(self, item: Item, ctx: ItemContext) -> ItemResult:
+        rec = RecordingFiles(item.id, Path(item.data["cmcr"]), Path(item.data["cmtr"]))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        row = process_recording(
+            rec, resolve(self.steps), ctx.params, self.output_dir, self.stimuli, self.overwrite, ctx
+        )
+        return ItemResult(tables={"recordings": pd.DataFrame([row])}, flags=dict(ctx.flags))
+
+    def summary_lines(self, cache) -> list[str]:
+        lines = []
+        table = cache.get_results("recordings")
+        if len(table):
+            lines.append(
+                f"MEA files in {self.output_dir}: {len(table)} recordings, "
+                f"{int(table['n_units'].sum())} units "
+                f"({int(table['n_units_without_spikes'].sum())} without spikes)"
+            )
+            for row in table.sort_values("recording").head(MAX_RECORDING_LINES).itertuples():
+                lines.append(f"  {row.recording}: Units: {row.n_units}, Steps: {row.n_steps}")
+            if len(table) > MAX_RECORDING_LINES:
+                lines.append(f"  ... and {len(table) - MAX_RECORDING_LINES} more")
+        for reason, names in self.rows_not_processed.items():
+            lines.append(f"CSV rows not processed ({reason}): {len(names)}, e.g. {names[0]}")
+        return lines
