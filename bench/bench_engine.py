@@ -28,18 +28,6 @@ from nmbatch.engine.runner import RunOptions, execute, select_items
 from nmbatch.synthetic.job import SyntheticJob, item_id
 
 
-def open_cache(root: Path, job: SyntheticJob, params: dict, **kwargs) -> AnalysisCache:
-    return AnalysisCache(
-        job.name,
-        params,
-        data_dir=root,
-        id_column=job.id_column,
-        label_column=job.label_column,
-        table_schemas=job.table_schemas(params),
-        **kwargs,
-    )
-
-
 def serial_loop(n_items: int, params: dict) -> float:
     """The predecessor's shape: one process, one item after the other, results in a list."""
     job = SyntheticJob(n_items)
@@ -60,7 +48,10 @@ def engine(n_items: int, params: dict, workers: int) -> tuple[float, float]:
         Client(cluster) as client,
     ):
         startup = time.perf_counter() - t0
-        with tempfile.TemporaryDirectory() as tmp, open_cache(Path(tmp), job, params) as cache:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            AnalysisCache.for_job(job, params, Path(tmp)) as cache,
+        ):
             cache.check_config()
             started = time.perf_counter()
             todo, report = select_items(job, params, cache, options)
@@ -105,8 +96,7 @@ params = get_analysis_config("synthetic", sets=["work_ms=0"])
 job = SyntheticJob(n + 10)
 client = Client(address)
 t_connect = time.perf_counter()
-with AnalysisCache(job.name, params, data_dir=root, id_column=job.id_column,
-                   label_column=job.label_column, table_schemas=job.table_schemas(params)) as cache:
+with AnalysisCache.for_job(job, params, root) as cache:
     cache.check_config()
     todo, report = select_items(job, params, cache, RunOptions())
     schemas = job.table_schemas(params)
@@ -124,7 +114,7 @@ def resume(n_done: int) -> None:
     job = SyntheticJob(n_done)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        with open_cache(root, job, params, batch_size=50) as cache:
+        with AnalysisCache.for_job(job, params, root, batch_size=50) as cache:
             cache.check_config()
             t0 = time.perf_counter()
             for i in range(n_done):
@@ -135,7 +125,7 @@ def resume(n_done: int) -> None:
             cache.compact()
         saves = {}
         for name, target in [("empty cache", root / "empty"), (f"{n_done} items", root)]:
-            with open_cache(target, job, params) as cache:
+            with AnalysisCache.for_job(job, params, target) as cache:
                 cache.check_config()
                 for i in range(50):
                     cache.add(f"new-{i}", {"index": i, "value": 0.0}, table="values")

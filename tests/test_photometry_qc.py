@@ -248,14 +248,7 @@ def test_sessions_export_and_summary_from_item_states(
 ):
     items = {i.id: i for i in job.list_items(photometry_params)}
     pending = demo_info.cases["band_glitch"]  # left out: as if not run yet
-    with AnalysisCache(
-        job.name,
-        photometry_params,
-        data_dir=tmp_path,
-        id_column=job.id_column,
-        label_column=job.label_column,
-        table_schemas=job.table_schemas(photometry_params),
-    ) as cache:
+    with AnalysisCache.for_job(job, photometry_params, tmp_path) as cache:
         for eid, outcome in outcomes.items():
             if eid == pending:
                 continue

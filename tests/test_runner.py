@@ -13,21 +13,9 @@ from nmbatch.engine.runner import WORKER_LOST_STAGE, RunOptions, execute, select
 from nmbatch.synthetic.job import SyntheticJob, item_id
 
 
-def open_cache(tmp_path, job, params, **kwargs) -> AnalysisCache:
-    return AnalysisCache(
-        job.name,
-        params,
-        data_dir=tmp_path,
-        id_column=job.id_column,
-        label_column=job.label_column,
-        table_schemas=job.table_schemas(params),
-        **kwargs,
-    )
-
-
 def run(client, tmp_path, job, params, options=None, **cache_kwargs):
     options = options or RunOptions(progress=False)
-    with open_cache(tmp_path, job, params, **cache_kwargs) as cache:
+    with AnalysisCache.for_job(job, params, tmp_path, **cache_kwargs) as cache:
         cache.check_config()
         todo, report = select_items(job, params, cache, options)
         execute(client, job, params, cache, todo, report, options)
@@ -114,7 +102,7 @@ def test_tiny_items_are_grouped_and_all_stored(client, tmp_path):
 def test_selection_by_range_limit_and_id(tmp_path, options, expected):
     params = get_analysis_config("synthetic")
     job = SyntheticJob(n_items=10)
-    with open_cache(tmp_path, job, params) as cache:
+    with AnalysisCache.for_job(job, params, tmp_path) as cache:
         todo, report = select_items(job, params, cache, options)
     assert [int(i.data["index"]) for i in todo] == expected
 
@@ -122,7 +110,7 @@ def test_selection_by_range_limit_and_id(tmp_path, options, expected):
 def test_selection_skips_done_items(tmp_path):
     params = get_analysis_config("synthetic")
     job = SyntheticJob(n_items=4)
-    with open_cache(tmp_path, job, params) as cache:
+    with AnalysisCache.for_job(job, params, tmp_path) as cache:
         cache.add(item_id(0), {"index": 0, "value": 0.0}, table="values")
         cache.save()
         todo, report = select_items(job, params, cache, RunOptions(limit=2))

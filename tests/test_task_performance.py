@@ -372,14 +372,7 @@ def test_unfittable_trials_fail_at_performance(unfittable_source, items, params)
 
 
 def test_summary_lines(job, items, outcomes, params, tmp_path):
-    with AnalysisCache(
-        job.name,
-        params,
-        data_dir=tmp_path,
-        id_column=job.id_column,
-        label_column=job.label_column,
-        table_schemas=job.table_schemas(params),
-    ) as cache:
+    with AnalysisCache.for_job(job, params, tmp_path) as cache:
         for eid, outcome in outcomes.items():
             if outcome["status"] == "done":
                 result = outcome["result"]

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,9 @@ import zarr
 from nmbatch.engine import config as cfg
 from nmbatch.engine.errors import CacheFormatError, ConfigChangedError, ConfigError
 from nmbatch.engine.store import ARRAYS_KEY, DirectoryStore, MemoryStore, Store, lock_holder_info
+
+if TYPE_CHECKING:
+    from nmbatch.engine.job import Job
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +239,21 @@ class AnalysisCache:
         if self._lock_cm is not None:
             self._lock_cm.__exit__(None, None, None)
             self._lock_cm = None
+
+    @classmethod
+    def for_job(
+        cls, job: Job, params: Mapping[str, Any], data_dir: str | Path | None, **kwargs: Any
+    ) -> AnalysisCache:
+        """The cache of ``job`` under ``data_dir``, with the job's column names and schemas."""
+        return cls(
+            job.name,
+            params,
+            data_dir=data_dir,
+            id_column=job.id_column,
+            label_column=job.label_column,
+            table_schemas=job.table_schemas(params),
+            **kwargs,
+        )
 
     @classmethod
     def open(cls, directory: str | Path) -> AnalysisCache:

@@ -183,15 +183,12 @@ def run(job_cls: type[Job], argv: list[str] | None = None, prog: str | None = No
             max_items_per_task=setting("runner.max-items-per-task"),
             progress_interval=seconds("runner.progress-interval"),
         )
-        with AnalysisCache(
-            job.name,
+        with AnalysisCache.for_job(
+            job,
             params,
-            data_dir=args.output,
+            args.output,
             batch_size=setting("cache.batch-size", args.batch_size),
             save_interval=seconds("cache.save-interval"),
-            id_column=job.id_column,
-            label_column=job.label_column,
-            table_schemas=job.table_schemas(params),
             compact_after=setting("cache.compact-after"),
         ) as cache:
             cache.print_config()
