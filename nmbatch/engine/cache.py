@@ -515,11 +515,6 @@ class AnalysisCache:
     def n_failed(self) -> int:
         return self._counts[FAILED]
 
-    @property
-    def n_pending(self) -> int:
-        """Items added since the last save."""
-        return len(self._pending_records)
-
     # -- adding ----------------------------------------------------------------------------
 
     def _record(
