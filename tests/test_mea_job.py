@@ -8,11 +8,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pytest
 import yaml
 
+from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.errors import ConfigError, DataSourceError, StageError
 from nmbatch.engine.job import Item, ItemContext
 from nmbatch.mea.demo import FLASH_CONFIG, FLASH_MOVIE, NOISE_MOVIE, make_demo
@@ -347,19 +347,13 @@ def test_demo_option_reuses_a_generated_demo(tmp_path):
     assert sorted(os.listdir(folder)) == ["demo.json", "mapping.csv"]
 
 
-class _Results:
-    """Stands in for the engine's cache (not written yet): only ``get_results``."""
-
-    def __init__(self, table):
-        self.table = table
-
-    def get_results(self, name):
-        return self.table
-
-
 def test_summary_lines(demo, first):
     job, runs = first
-    rows = pd.concat([runs[n][1].tables["recordings"] for n in good(demo)])
-    lines = job.summary_lines(_Results(rows))
+    cache = AnalysisCache.for_job(job, PARAMS, None)  # in memory
+    for name in good(demo):
+        cache.add(name, tables=runs[name][1].tables)
+    lines = job.summary_lines(cache)
     assert "2 recordings, 10 units (1 without spikes)" in lines[0]
-    assert lines[1] == f"CSV rows not processed (unmatched): 1, e.g. {demo.unmatched[0]}"
+    assert [line.split(":")[0].strip() for line in lines[1:3]] == sorted(good(demo))
+    assert lines[1].endswith("Units: 5, Steps: 5")
+    assert lines[3] == f"CSV rows not processed (unmatched): 1, e.g. {demo.unmatched[0]}"
