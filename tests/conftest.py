@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,47 @@ def run_job(
         env=env,
         **kwargs,
     )
+
+
+def start_driver(module: str, *args: str, cwd: Path) -> subprocess.Popen:
+    """A job driver in its own process group, so a test can kill it with all its workers."""
+    return subprocess.Popen(
+        job_command(module, *args),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def kill_driver(driver: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to the driver's whole process group (driver, nannies, workers)."""
+    os.killpg(driver.pid, sig)
+    if sig == signal.SIGKILL:
+        driver.wait()
+
+
+def wait_for(
+    condition: Callable[[], object],
+    what: str,
+    driver: subprocess.Popen | None = None,
+    timeout: float = 120.0,
+) -> None:
+    """Wait until ``condition()`` holds; fail at once if ``driver`` exits first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if driver is not None and driver.poll() is not None:
+            output = driver.stdout.read() if driver.stdout else ""
+            raise AssertionError(f"the driver exited with {driver.returncode}:\n{output}")
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(0.1)
+
+
+def n_done_on_disk(cache_dir: Path) -> int:
+    """Items the cache's manifest counts as done (0 before the first save)."""
+    try:
+        return json.loads((cache_dir / "manifest.json").read_text())["n_done"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return 0

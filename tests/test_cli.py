@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from conftest import job_command, run_job
+from conftest import kill_driver, n_done_on_disk, run_job, start_driver, wait_for
 
 from nmbatch.engine.cache import AnalysisCache
 
@@ -21,36 +18,9 @@ def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "out" / "synthetic"
 
 
-def n_done_on_disk(tmp_path: Path) -> int:
-    try:
-        return json.loads((cache_dir(tmp_path) / "manifest.json").read_text())["n_done"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        return 0
-
-
-def start_driver(tmp_path: Path, *args: str) -> subprocess.Popen:
-    """A driver in its own process group, so the test can kill it with all its workers."""
-    return subprocess.Popen(
-        job_command(JOB, "--output", "out", "--dashboard-address", ":0", *args),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def wait_for(condition, driver: subprocess.Popen, timeout: float = 120.0) -> None:
-    """Wait until ``condition()`` holds; fail at once if the driver exits first."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if driver.poll() is not None:
-            raise AssertionError(
-                f"the driver exited with {driver.returncode}:\n{driver.stdout.read()}"
-            )
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.1)
+def synthetic_driver(tmp_path: Path, *args: str) -> subprocess.Popen:
+    """The synthetic job's driver on ``tmp_path/out``, killable with its workers."""
+    return start_driver(JOB, "--output", "out", "--dashboard-address", ":0", *args, cwd=tmp_path)
 
 
 def test_exit_codes_say_what_happened(tmp_path):
@@ -69,12 +39,11 @@ def test_exit_codes_say_what_happened(tmp_path):
 def test_kill_resume_and_parameter_change(tmp_path):
     """The seed's integration test: kill -9 mid-way, resume, change a parameter."""
     args = ("--items", "40", "--set", "work_ms=150", "--workers", "2", "--batch-size", "2")
-    driver = start_driver(tmp_path, *args)
+    driver = synthetic_driver(tmp_path, *args)
     try:
-        wait_for(lambda: n_done_on_disk(tmp_path) >= 6, driver)
+        wait_for(lambda: n_done_on_disk(cache_dir(tmp_path)) >= 6, "6 items saved", driver)
     finally:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
+        kill_driver(driver)
     partial = AnalysisCache.open(cache_dir(tmp_path))
     saved = partial.get_results("values")
     assert 6 <= partial.n_done < 40
@@ -122,11 +91,11 @@ def test_kill_resume_and_parameter_change(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
-    driver = start_driver(
+    driver = synthetic_driver(
         tmp_path, "--items", "60", "--set", "work_ms=200", "--workers", "2", "--batch-size", "1"
     )
-    wait_for(lambda: n_done_on_disk(tmp_path) >= 3, driver)
-    os.killpg(driver.pid, signal.SIGINT)
+    wait_for(lambda: n_done_on_disk(cache_dir(tmp_path)) >= 3, "3 items saved", driver)
+    kill_driver(driver, signal.SIGINT)
     out, _ = driver.communicate(timeout=60)
     assert driver.returncode == 130, out
     assert "interrupted" in out and "Resume with:" in out
@@ -136,9 +105,9 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
 
 
 def test_a_second_run_on_the_same_cache_is_refused(tmp_path):
-    first = start_driver(tmp_path, "--items", "30", "--set", "work_ms=100", "--workers", "1")
+    first = synthetic_driver(tmp_path, "--items", "30", "--set", "work_ms=100", "--workers", "1")
     try:
-        wait_for(lambda: (cache_dir(tmp_path) / "manifest.json").exists(), first)
+        wait_for(lambda: (cache_dir(tmp_path) / "manifest.json").exists(), "the manifest", first)
         second = run_job(
             JOB, "--output", "out", "--items", "30", "--set", "work_ms=100", cwd=tmp_path
         )

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
-import time
 
 import pandas as pd
 import pytest
-from conftest import job_command, run_job
+from conftest import job_command, kill_driver, n_done_on_disk, run_job, start_driver, wait_for
 
 from nmbatch.engine.cache import AnalysisCache
 from nmbatch.ibl.demo import make_demo_one_cache
@@ -30,32 +27,14 @@ def source_args(demo) -> list[str]:
     return ["--one-cache", str(demo.root), "--sessions", str(demo.sessions_file)]
 
 
-def n_done(cache_dir) -> int:
-    try:
-        return json.loads((cache_dir / "manifest.json").read_text())["n_done"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        return 0
-
-
 def test_kill_resume_outputs_and_parameter_change(demo, tmp_path):
     cache_dir = tmp_path / "out" / "photometry_qc"
     args = [*source_args(demo), "--output", "out", "--workers", "1", "--batch-size", "1"]
-    driver = subprocess.Popen(
-        job_command(JOB, *args, "--dashboard-address", ":0"),
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    driver = start_driver(JOB, *args, "--dashboard-address", ":0", cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 180
-        while n_done(cache_dir) < 3:
-            assert time.monotonic() < deadline and driver.poll() is None, "no progress"
-            time.sleep(0.1)
+        wait_for(lambda: n_done_on_disk(cache_dir) >= 3, "3 sessions saved", driver, timeout=180)
     finally:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
+        kill_driver(driver)
     partial = AnalysisCache.open(cache_dir)
     finished_before = set(partial.item_states().query("status == 'done'")["eid"])
     assert len(finished_before) >= 3

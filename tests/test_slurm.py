@@ -9,19 +9,18 @@ throw-away one that ``cluster/local-slurm/start.sh`` starts for the session and
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import psutil
 import pytest
+from conftest import job_command, n_done_on_disk, wait_for
 
 from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.cli import build_parser
@@ -37,10 +36,6 @@ JOB = "nmbatch.synthetic"
 SMALL = ("--worker-memory", "1GiB", "--walltime", "00:05:00")
 
 
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", JOB, *args]
-
-
 def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 180):
     return subprocess.run(
         args,
@@ -51,13 +46,6 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: 
         timeout=timeout,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
-        time.sleep(0.1)
 
 
 # --- offline: no SLURM needed ---------------------------------------------------------------
@@ -112,7 +100,7 @@ def test_dry_run_prints_the_sbatch_script_without_slurm(tmp_path):
     )
     offline = {"PATH": str(Path(sys.executable).parent), "SLURM_CONF": "/nonexistent"}
     env = {**offline, "DASK_JOBQUEUE__NMBATCH__ACCOUNT": "envacct"}
-    args = cli("--output", "out", "--cluster", "slurm", "--dry-run", "--workers", "3")
+    args = job_command(JOB, "--output", "out", "--cluster", "slurm", "--dry-run", "--workers", "3")
     out = run(
         [*args, "--cluster-profile", str(profile), "--queue", "flagq", "--walltime", "02:00:00"],
         tmp_path,
@@ -145,7 +133,9 @@ def test_dry_run_prints_the_sbatch_script_without_slurm(tmp_path):
     missing = run([*args, "--cluster-profile", str(tmp_path / "nope.yaml")], tmp_path, offline)
     assert missing.returncode == 2 and "nope.yaml: cannot read it" in missing.stderr
 
-    no_sbatch = run(cli("--output", "out", "--cluster", "slurm", "--items", "2"), tmp_path, offline)
+    no_sbatch = run(
+        job_command(JOB, "--output", "out", "--cluster", "slurm", "--items", "2"), tmp_path, offline
+    )
     assert no_sbatch.returncode == 2 and "no sbatch command here" in no_sbatch.stderr
 
 
@@ -204,13 +194,6 @@ def empty_queue(slurm) -> Iterator[None]:
     wait_for(lambda: not queued_jobs(), "every worker job to end after its driver closed")
 
 
-def n_done_on_disk(cache: Path) -> int:
-    try:
-        return json.loads((cache / "manifest.json").read_text())["n_done"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        return 0
-
-
 def worker_logs(out: Path) -> dict[str, str]:
     """Each worker job's stderr (where dask worker logs), by SLURM job id."""
     return {
@@ -232,7 +215,9 @@ def check_every_item_once(cache_dir: Path, n_items: int) -> pd.DataFrame:
 @pytest.mark.slurm
 def test_a_job_runs_on_slurm_workers(tmp_path, empty_queue):
     out = run(
-        cli("--output", "out", "--cluster", "slurm", "--workers", "2", *SMALL, "--no-progress")
+        job_command(
+            JOB, "--output", "out", "--cluster", "slurm", "--workers", "2", *SMALL, "--no-progress"
+        )
         + ["--items", "40", "--set", "work_ms=200", "--dashboard-address", "127.0.0.1:0"],
         tmp_path,
     )
@@ -250,7 +235,10 @@ def test_a_job_runs_on_slurm_workers(tmp_path, empty_queue):
 
 @pytest.mark.slurm
 def test_a_worker_job_slurm_refuses_stops_the_run_before_any_item(tmp_path, empty_queue):
-    out = run(cli("--output", "out", "--cluster", "slurm", "--queue", "nosuchpartition"), tmp_path)
+    out = run(
+        job_command(JOB, "--output", "out", "--cluster", "slurm", "--queue", "nosuchpartition"),
+        tmp_path,
+    )
     assert out.returncode == 2, out.stdout + out.stderr
     assert "SLURM refuses the worker job" in out.stderr and "invalid partition" in out.stderr
 
@@ -259,7 +247,9 @@ def test_a_worker_job_slurm_refuses_stops_the_run_before_any_item(tmp_path, empt
 def test_a_cancelled_worker_job_loses_no_item(tmp_path, empty_queue):
     cache_dir = tmp_path / "out" / "synthetic"
     driver = subprocess.Popen(
-        cli("--output", "out", "--cluster", "slurm", "--workers", "2", *SMALL, "--no-progress")
+        job_command(
+            JOB, "--output", "out", "--cluster", "slurm", "--workers", "2", *SMALL, "--no-progress"
+        )
         + ["--items", "60", "--set", "work_ms=250", "--batch-size", "2"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -292,7 +282,9 @@ def test_workers_retiring_at_their_lifetime_are_replaced(tmp_path, empty_queue):
         "DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT": "1s",
     }
     out = run(
-        cli("--output", "out", "--cluster", "slurm", "--workers", "2", *SMALL, "--no-progress")
+        job_command(
+            JOB, "--output", "out", "--cluster", "slurm", "--workers", "2", *SMALL, "--no-progress"
+        )
         + ["--items", "60", "--set", "work_ms=300"],
         tmp_path,
         quick,
