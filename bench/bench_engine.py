@@ -33,7 +33,7 @@ def serial_loop(n_items: int, params: dict) -> float:
     job = SyntheticJob(n_items)
     started = time.perf_counter()
     results = []
-    for item in job.list_items(params):
+    for item in job.list_items(params).items:
         results.append(job.run_item(item, ItemContext(item, params)))
     return time.perf_counter() - started
 
@@ -54,8 +54,9 @@ def engine(n_items: int, params: dict, workers: int) -> tuple[float, float]:
         ):
             cache.check_config()
             started = time.perf_counter()
-            todo, report = select_items(job, params, cache, options)
-            execute(client, job, params, cache, todo, report, options)
+            listing = job.list_items(params)
+            todo, report = select_items(job, listing, params, cache, options)
+            execute(client, job, params, cache, listing, todo, report, options)
             elapsed = time.perf_counter() - started
             assert report.done == n_items, report
     return elapsed, startup
@@ -98,7 +99,8 @@ client = Client(address)
 t_connect = time.perf_counter()
 with AnalysisCache.for_job(job, params, root) as cache:
     cache.check_config()
-    todo, report = select_items(job, params, cache, RunOptions())
+    listing = job.list_items(params)
+    todo, report = select_items(job, listing, params, cache, RunOptions())
     schemas = job.table_schemas(params)
     future = client.submit(run_items, job, todo[:1], params, schemas, "item_id", None)
     t_submit = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Generates (once, then reuses) a demo ONE cache of ordinary sessions, by default 4 sessions of
 1 h at 30 Hz per band with 3 ROIs, and runs the seed's QC configuration
-(``jobs/photometry_qc.yaml``) over it three ways, each in a fresh Python process so that
+(``jobs/photometry.yaml``) over it three ways, each in a fresh Python process so that
 start-up and imports count the same for all:
 
 - ``serial``: the predecessor's shape, a Python loop that loads each session through ONE and
@@ -80,7 +80,7 @@ def _serial(cache_dir: Path, sessions_file: Path) -> int:
     from nmbatch.ibl.loading import load_photometry_locations, load_photometry_signal
     from nmbatch.photometry.qc import QCConfig, qc_session
 
-    config = QCConfig.from_params(get_analysis_config("photometry_qc"))
+    config = QCConfig.from_params(get_analysis_config("photometry"))
     one = One(cache_dir=cache_dir, mode="local")
     done = 0
     for eid in _eids(sessions_file):
@@ -99,7 +99,7 @@ def _run_qc(cache_dir: Path, sessions_file: Path, workers: int) -> int:
     from nmbatch.engine.config import get_analysis_config
     from nmbatch.photometry.qc import QCConfig
 
-    params = get_analysis_config("photometry_qc")
+    params = get_analysis_config("photometry")
     config = QCConfig.from_params(params)
     one = One(cache_dir=cache_dir, mode="local")
     result = run_qc(

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     status = sub.add_parser("status", help="show a cache's config, counts and errors")
-    status.add_argument("cache_dir", help="the cache folder, e.g. nmbatch-output/photometry_qc")
+    status.add_argument("cache_dir", help="the cache folder, e.g. nmbatch-output/photometry")
     sub.add_parser("jobs", help="list the installed jobs")
     run = sub.add_parser("run", help="run a job: nmbatch run JOB --help")
     run.add_argument("job", choices=sorted(jobs))

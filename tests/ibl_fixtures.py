@@ -34,5 +34,5 @@ def demo_one(demo_info: DemoInfo) -> One:
 
 @pytest.fixture(scope="session")
 def photometry_params() -> dict:
-    """The shipped photometry QC parameters (jobs/photometry_qc.yaml over general.yaml)."""
-    return get_analysis_config("photometry_qc")
+    """The shipped photometry QC parameters (jobs/photometry.yaml over general.yaml)."""
+    return get_analysis_config("photometry")

@@ -44,8 +44,8 @@ def run(job, item, params=PARAMS):
 def first(demo, tmp_path_factory):
     """Steps 1-5 on every item of the demo CSV."""
     job = MeaJob(demo.csv, tmp_path_factory.mktemp("mea_out"))
-    items = job.list_items(PARAMS)
-    return job, {item.id: (item, *run(job, item)) for item in items}
+    listing = job.list_items(PARAMS)
+    return job, listing, {item.id: (item, *run(job, item)) for item in listing.items}
 
 
 def good(demo):
@@ -53,22 +53,22 @@ def good(demo):
 
 
 def copy_output(first, name, folder):
-    job, _ = first
+    job, _, _ = first
     folder.mkdir(exist_ok=True)
     shutil.copy2(job.output_path(name), folder / f"{name}.h5")
     return folder
 
 
 def test_items_are_the_matched_rows(demo, first):
-    job, runs = first
+    job, listing, runs = first
     assert sorted(runs) == sorted(good(demo) + list(demo.failures))
-    assert job.rows_not_processed == {"unmatched": demo.unmatched}
+    assert listing.rows_not_processed == {"unmatched": demo.unmatched}
     item = runs[good(demo)[0]][0]
     assert item.label == f"{item.id}.cmtr" and Path(item.data["cmcr"]).is_absolute()
 
 
 def test_results_table_rows(demo, first):
-    job, runs = first
+    job, listing, runs = first
     schema = job.table_schemas(PARAMS)["recordings"]
     for name in good(demo):
         result = runs[name][1]
@@ -84,7 +84,7 @@ def test_results_table_rows(demo, first):
 
 
 def test_units_spikes_and_electrical_images(demo, first):
-    job, _ = first
+    job, _, _ = first
     for name, model in demo.models.items():
         with h5py.File(job.output_path(name)) as f:
             assert f["pipeline/completed_steps"][()].tolist() == [1, 2, 3, 4, 5]
@@ -102,7 +102,7 @@ def test_units_spikes_and_electrical_images(demo, first):
 
 
 def test_dense_noise_sta_peaks_at_the_planted_fields(demo, first):
-    job, _ = first
+    job, _, _ = first
     for name, model in demo.models.items():
         with h5py.File(job.output_path(name)) as f:
             for unit in model.units:
@@ -123,7 +123,7 @@ def _frame_sample(model, frame):
 
 
 def test_sections_and_trials_match_the_planted_timeline(demo, first):
-    job, _ = first
+    job, _, _ = first
     pre, post = PARAMS["section_pre_margin_frames"], PARAMS["section_post_margin_frames"]
     for name, model in demo.models.items():
         with h5py.File(job.output_path(name)) as f:
@@ -154,7 +154,7 @@ def test_sections_and_trials_match_the_planted_timeline(demo, first):
 
 
 def test_metadata_and_recorded_parameters(demo, first):
-    job, _ = first
+    job, _, _ = first
     name = good(demo)[0]
     with h5py.File(job.output_path(name)) as f:
         cmcr = f["metadata/cmcr_meta"].attrs
@@ -166,7 +166,7 @@ def test_metadata_and_recorded_parameters(demo, first):
 
 
 def test_bad_inputs_fail_at_their_stage_and_the_others_finish(demo, first):
-    job, runs = first
+    job, listing, runs = first
     for name, (stage, phrase) in demo.failures.items():
         _, error, ctx = runs[name]
         assert isinstance(error, StageError), name
@@ -182,7 +182,7 @@ def test_bad_inputs_fail_at_their_stage_and_the_others_finish(demo, first):
 
 
 def test_is_complete_needs_every_requested_step_with_the_same_parameters(demo, first):
-    job, runs = first
+    job, listing, runs = first
     item = runs[good(demo)[0]][0]
     partial = [runs[n][0] for n, (s, _) in demo.failures.items() if s.startswith("step2")][0]
     assert job.is_complete(item, PARAMS) and not job.is_complete(partial, PARAMS)
@@ -193,7 +193,7 @@ def test_is_complete_needs_every_requested_step_with_the_same_parameters(demo, f
 
 
 def test_a_complete_recording_is_left_alone(demo, first):
-    job, runs = first
+    job, listing, runs = first
     item = runs[good(demo)[0]][0]
     before = job.output_path(item.id).stat().st_mtime_ns
     result, _ = run(job, item)
@@ -205,7 +205,7 @@ def test_overwrite_recomputes_only_the_requested_steps(demo, first, tmp_path):
     name = good(demo)[1]
     out = copy_output(first, name, tmp_path / "out")
     job = MeaJob(demo.csv, out, steps="4", overwrite=True)
-    item = first[1][name][0]
+    item = first[2][name][0]
     with h5py.File(out / f"{name}.h5") as f:
         step1_done = f["pipeline/steps/step1_load_recording"].attrs["completed_at"]
     result, _ = run(job, item, dict(PARAMS, sta_frames=30))
@@ -238,7 +238,7 @@ def test_second_stage_runs_from_the_h5_alone(demo, first, tmp_path):
 def test_a_later_step_alone_needs_its_inputs(demo, tmp_path):
     name = good(demo)[0]
     job = MeaJob(demo.csv, tmp_path, steps="3")
-    item = next(i for i in job.list_items(PARAMS) if i.id == name)
+    item = next(i for i in job.list_items(PARAMS).items if i.id == name)
     error, ctx = run(job, item)
     assert ctx.failed_stage == "step3_section_spikes"
     assert "needs step(s) 1 (load_recording), 2 (section_time)" in str(error)
@@ -248,7 +248,7 @@ def test_a_later_step_alone_needs_its_inputs(demo, tmp_path):
 def test_rerunning_a_step_drops_the_results_built_on_it(demo, first, tmp_path):
     name = good(demo)[1]
     out = copy_output(first, name, tmp_path / "out")
-    result, _ = run(MeaJob(demo.csv, out, steps="2", overwrite=True), first[1][name][0])
+    result, _ = run(MeaJob(demo.csv, out, steps="2", overwrite=True), first[2][name][0])
     assert result.tables["recordings"].steps_completed.iloc[0] == "1,2,5"
     with h5py.File(out / f"{name}.h5") as f:
         assert "spike_times_sectioned" not in f["units/unit_001"]
@@ -261,7 +261,7 @@ def test_resume_after_a_failure_keeps_the_steps_done(demo, tmp_path):
     movie = stimuli / "movies" / f"{NOISE_MOVIE}.npy"
     hidden = movie.rename(tmp_path / "movie.npy")
     job = MeaJob(demo.csv, tmp_path / "out", stimuli=stimuli)
-    item = next(i for i in job.list_items(FAST) if i.id == good(demo)[0])
+    item = next(i for i in job.list_items(FAST).items if i.id == good(demo)[0])
     final = job.output_path(item.id)
     stale = final.with_name(f".{final.name}.deadbeef.tmp")
     stale.parent.mkdir(parents=True)
@@ -290,11 +290,11 @@ def test_list_items_refuses_unusable_sources(demo, tmp_path):
         MeaJob(demo.csv, tmp_path, stimuli=tmp_path / "none").list_items(PARAMS)
     MeaJob(demo.csv, tmp_path, stimuli=tmp_path / "none", steps="1,5").list_items(PARAMS)
     with pytest.raises(ConfigError, match="missing parameter.*sta_frames"):
-        MeaJob(demo.csv, tmp_path).list_items(
+        MeaJob(demo.csv, tmp_path).validate_params(
             {k: v for k, v in PARAMS.items() if k != "sta_frames"}
         )
     with pytest.raises(ConfigError, match="out of range: eimage_max_spikes"):
-        MeaJob(demo.csv, tmp_path).list_items(dict(PARAMS, eimage_max_spikes=0))
+        MeaJob(demo.csv, tmp_path).validate_params(dict(PARAMS, eimage_max_spikes=0))
 
 
 def test_repeated_and_pathless_rows_are_reported_not_run(tmp_path):
@@ -307,8 +307,9 @@ def test_repeated_and_pathless_rows_are_reported_not_run(tmp_path):
         "R3.cmcr,R3.cmtr,False\n"
     )
     job = MeaJob(csv, tmp_path, steps="1")
-    assert [i.id for i in job.list_items(PARAMS)] == ["R1"]
-    assert job.rows_not_processed == {
+    listing = job.list_items(PARAMS)
+    assert [i.id for i in listing.items] == ["R1"]
+    assert listing.rows_not_processed == {
         "unmatched": ["R3"],
         "missing path": ["R2"],
         "repeated": ["R1"],
@@ -348,11 +349,11 @@ def test_demo_option_reuses_a_generated_demo(tmp_path):
 
 
 def test_summary_lines(demo, first):
-    job, runs = first
+    job, listing, runs = first
     cache = AnalysisCache.for_job(job, PARAMS, None)  # in memory
     for name in good(demo):
         cache.add(name, tables=runs[name][1].tables)
-    lines = job.summary_lines(cache)
+    lines = job.summary_lines(cache, listing)
     assert "2 recordings, 10 units (1 without spikes)" in lines[0]
     assert [line.split(":")[0].strip() for line in lines[1:3]] == sorted(good(demo))
     assert lines[1].endswith("Units: 5, Steps: 5")

@@ -28,7 +28,7 @@ def source_args(demo) -> list[str]:
 
 
 def test_kill_resume_outputs_and_parameter_change(demo, tmp_path):
-    cache_dir = tmp_path / "out" / "photometry_qc"
+    cache_dir = tmp_path / "out" / "photometry"
     args = [*source_args(demo), "--output", "out", "--workers", "1", "--batch-size", "1"]
     driver = start_driver(JOB, *args, "--dashboard-address", ":0", cwd=tmp_path)
     try:

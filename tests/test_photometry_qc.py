@@ -157,7 +157,7 @@ def job(demo_info) -> PhotometryQCJob:
 def outcomes(job, photometry_params) -> dict[str, dict]:
     """Run every listed item with run_item, recording what the engine would record."""
     out = {}
-    for item in job.list_items(photometry_params):
+    for item in job.list_items(photometry_params).items:
         ctx = ItemContext(item, photometry_params)
         try:
             result = job.run_item(item, ctx)
@@ -233,20 +233,21 @@ def test_selection_by_nm_and_subject(job, photometry_params, demo_info):
     with pytest.raises(DataSourceError, match="--nm needs a sessions table with NM values"):
         select_sessions(sessions.assign(NM=None), nm=["DA"])
     filtered = PhotometryQCJob(job.source, nm=["ACh"]).list_items(photometry_params)
-    assert {i.label for i in filtered} == {"NMD-05"}
+    assert {i.label for i in filtered.items} == {"NMD-05"}
 
 
-def test_job_travels_without_the_sessions_table(job, outcomes):
-    assert job.sessions is not None  # set on the driver by list_items
+def test_job_travels_without_the_sessions_table(job, photometry_params):
+    job.list_items(photometry_params)  # the listing keeps its tables; the job keeps nothing
     copy = pickle.loads(pickle.dumps(job))
-    assert copy.sessions is None and copy.source == job.source
+    assert copy.source == job.source
     assert len(pickle.dumps(job)) < 1000
 
 
 def test_sessions_export_and_summary_from_item_states(
     job, outcomes, photometry_params, demo_info, tmp_path
 ):
-    items = {i.id: i for i in job.list_items(photometry_params)}
+    listing = job.list_items(photometry_params)
+    items = {i.id: i for i in listing.items}
     pending = demo_info.cases["band_glitch"]  # left out: as if not run yet
     with AnalysisCache.for_job(job, photometry_params, tmp_path) as cache:
         for eid, outcome in outcomes.items():
@@ -264,8 +265,8 @@ def test_sessions_export_and_summary_from_item_states(
                     flags=outcome["flags"],
                 )
         cache.save()
-        job.on_saved(cache)
-        lines = job.summary_lines(cache)
+        job.on_saved(cache, listing)
+        lines = job.summary_lines(cache, listing)
 
     sessions = pd.read_parquet(tmp_path / job.name / "sessions.pqt").set_index("eid")
     assert set(sessions.index) == set(items)

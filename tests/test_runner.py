@@ -17,8 +17,9 @@ def run(client, tmp_path, job, params, options=None, **cache_kwargs):
     options = options or RunOptions(progress=False)
     with AnalysisCache.for_job(job, params, tmp_path, **cache_kwargs) as cache:
         cache.check_config()
-        todo, report = select_items(job, params, cache, options)
-        execute(client, job, params, cache, todo, report, options)
+        listing = job.list_items(params)
+        todo, report = select_items(job, listing, params, cache, options)
+        execute(client, job, params, cache, listing, todo, report, options)
     return report, AnalysisCache.open(tmp_path / job.name)
 
 
@@ -103,7 +104,8 @@ def test_selection_by_range_limit_and_id(tmp_path, options, expected):
     params = get_analysis_config("synthetic")
     job = SyntheticJob(n_items=10)
     with AnalysisCache.for_job(job, params, tmp_path) as cache:
-        todo, report = select_items(job, params, cache, options)
+        listing = job.list_items(params)
+        todo, report = select_items(job, listing, params, cache, options)
     assert [int(i.data["index"]) for i in todo] == expected
 
 
@@ -113,6 +115,7 @@ def test_selection_skips_done_items(tmp_path):
     with AnalysisCache.for_job(job, params, tmp_path) as cache:
         cache.add(item_id(0), {"index": 0, "value": 0.0}, table="values")
         cache.save()
-        todo, report = select_items(job, params, cache, RunOptions(limit=2))
+        listing = job.list_items(params)
+        todo, report = select_items(job, listing, params, cache, RunOptions(limit=2))
     assert [i.id for i in todo] == [item_id(1), item_id(2)]
     assert report.skipped_done == 1

@@ -252,7 +252,7 @@ def job(demo) -> TaskPerformanceJob:
 
 @pytest.fixture(scope="module")
 def items(job, params) -> dict[str, Item]:
-    return {item.id: item for item in job.list_items(params)}
+    return {item.id: item for item in job.list_items(params).items}
 
 
 @pytest.fixture(scope="module")
@@ -278,9 +278,9 @@ def test_shipped_parameters(params):
         ({"min_ntrials": -1}, "min_ntrials must be a whole number"),
     ],
 )
-def test_bad_parameters_stop_the_listing(job, params, change, message):
+def test_bad_parameters_are_refused(job, params, change, message):
     with pytest.raises(ConfigError, match=message):
-        job.list_items({**params, **change})
+        job.validate_params({**params, **change})
 
 
 def test_cleaning_and_selection(demo, items, job, params):
@@ -288,7 +288,7 @@ def test_cleaning_and_selection(demo, items, job, params):
     left_out = {cases["habituation"], cases["conflict"], *demo.excluded_eids}
     assert set(items) == set(demo.eids) - left_out
     only = TaskPerformanceJob(job.source, subjects=["NMD-02"]).list_items(params)
-    assert {item.label for item in only} == {"NMD-02"}
+    assert {item.label for item in only.items} == {"NMD-02"}
 
 
 def test_every_session_with_trials_gives_one_row(demo, outcomes, demo_sessions):
@@ -379,7 +379,7 @@ def test_summary_lines(job, items, outcomes, params, tmp_path):
                 cache.add(eid, label=items[eid].label, tables=result.tables, flags=result.flags)
         cache.save()
         results = cache.get_results("performance")
-        lines = job.summary_lines(cache)
+        lines = job.summary_lines(cache, None)
     n_biased = int((results["session_type"] == "biased").sum())
     assert lines[0].startswith(f"performance: {len(results)} sessions (")
     assert f"{n_biased} biased" in lines[0]

@@ -19,7 +19,14 @@ from nmbatch.engine.errors import (  # noqa: E402
     NmbatchError,
     StageError,
 )
-from nmbatch.engine.job import Item, ItemContext, ItemResult, Job, worker_resource  # noqa: E402
+from nmbatch.engine.job import (  # noqa: E402
+    Item,
+    ItemContext,
+    ItemResult,
+    Job,
+    Listing,
+    worker_resource,
+)
 
 __all__ = [
     "AnalysisCache",
@@ -32,6 +39,7 @@ __all__ = [
     "ItemContext",
     "ItemResult",
     "Job",
+    "Listing",
     "NmbatchError",
     "StageError",
     "get_analysis_config",

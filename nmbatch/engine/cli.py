@@ -154,6 +154,16 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def adopt_former_cache(job_cls: type[Job], output: Path) -> None:
+    """Rename a cache folder left under one of the job's former names to its name."""
+    target = output / job_cls.name
+    for former in job_cls.former_names:
+        folder = output / former
+        if folder.is_dir() and not target.exists():
+            folder.rename(target)
+            print(f"{job_cls.name}: renamed the cache {folder} (the job's former name) to {target}")
+
+
 def run(job_cls: type[Job], argv: list[str] | None = None, prog: str | None = None) -> int:
     """Parse ``argv``, run the job, print the summary; return the exit code."""
     args = build_parser(job_cls, prog).parse_args(argv)
@@ -171,6 +181,7 @@ def run(job_cls: type[Job], argv: list[str] | None = None, prog: str | None = No
             print(backend_for(args).dry_run())
             return EXIT_OK
         job = job_cls.from_args(args)
+        job.validate_params(params)
         options = RunOptions(
             retry_errors=args.retry_errors,
             start=args.start,
@@ -183,6 +194,7 @@ def run(job_cls: type[Job], argv: list[str] | None = None, prog: str | None = No
             max_items_per_task=setting("runner.max-items-per-task"),
             progress_interval=seconds("runner.progress-interval"),
         )
+        adopt_former_cache(job_cls, args.output)
         with AnalysisCache.for_job(
             job,
             params,
@@ -193,7 +205,8 @@ def run(job_cls: type[Job], argv: list[str] | None = None, prog: str | None = No
         ) as cache:
             cache.print_config()
             cache.check_config(force=args.force, on_change=args.on_config_change)
-            todo, report = select_items(job, params, cache, options)
+            listing = job.list_items(params)
+            todo, report = select_items(job, listing, params, cache, options)
             if not args.scheduler:
                 options.expected_threads = backend_for(args).max_threads() or 0
             if todo:
@@ -202,10 +215,10 @@ def run(job_cls: type[Job], argv: list[str] | None = None, prog: str | None = No
                     print(
                         f"{job.name}: {len(todo)} items to run; cache {cache.directory}", flush=True
                     )
-                    execute(client, job, params, cache, todo, report, options)
+                    execute(client, job, params, cache, listing, todo, report, options)
             else:
-                job.on_saved(cache)
-            print(format_summary(job, cache, report, rerun))
+                job.on_saved(cache, listing)
+            print(format_summary(job, cache, listing, report, rerun))
     except NmbatchError as exc:
         print(f"{job_cls.name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -3,7 +3,7 @@
 Each analysis has a flat YAML file ``jobs/<name>.yaml`` of the parameters that
 shape its results. The reserved key ``extends`` names shared files merged first
 (``extends: [general]`` pulls in ``jobs/general.yaml``), so the seed's
-``{**GENERAL, **PHOTOMETRY_QC}`` becomes ``get_analysis_config('photometry_qc')``.
+``{**GENERAL, **PHOTOMETRY_QC}`` becomes ``get_analysis_config('photometry')``.
 
 Only these parameters are tracked in a cache. Paths, worker counts and other run
 settings live in the Dask config (``nmbatch.*``, see ``dask.yaml``) and on the
@@ -124,7 +124,7 @@ def get_analysis_config(
     Parameters
     ----------
     name : str
-        Analysis name, e.g. ``'photometry_qc'`` (reads ``jobs/photometry_qc.yaml``).
+        Analysis name, e.g. ``'photometry'`` (reads ``jobs/photometry.yaml``).
     config_files : iterable of path
         YAML files of overrides (``--config``), merged in order.
     sets : iterable of str

@@ -13,7 +13,7 @@ import argparse
 import contextlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -113,9 +113,18 @@ class ItemContext:
         finally:
             self.stage_name = outer
 
-    def fail(self, message: str, stage: str | None = None) -> StageError:
-        """A :class:`StageError` for the current (or given) stage: ``raise ctx.fail('...')``."""
-        return StageError(stage or self.stage_name or "run", message)
+
+@dataclass
+class Listing:
+    """What a job's listing found, on the driver: the items, and what its summary needs.
+
+    Jobs subclass it to carry their own driver-side tables (the cleaned sessions,
+    the CSV rows not processed); the engine hands the same object back to
+    :meth:`Job.on_saved` and :meth:`Job.summary_lines`, so a job keeps no state
+    between calls and what travels to the workers is only the job's settings.
+    """
+
+    items: list[Item]
 
 
 class Job(ABC):
@@ -124,22 +133,36 @@ class Job(ABC):
     Class attributes
     ----------------
     name : str
-        The analysis name: its parameters are ``jobs/<name>.yaml`` and its cache
-        is ``<output>/<name>/``.
+        The one name of the job: its entry point, its package (``python -m nmbatch.<name>``),
+        its parameter file ``jobs/<name>.yaml`` and its cache folder ``<output>/<name>/``.
     description : str
         One line for ``--help`` and ``nmbatch jobs``.
     id_column, label_column : str
         Column names the item id and label get in every table (``'eid'``,
         ``'subject'`` for sessions; ``'recording'`` for recordings).
-    stages : tuple of str
-        The stage names the job uses, in order (documentation and summaries).
+    code_version : str
+        The version of the job's own code as far as its results go. Bump it when a change
+        may change results (a fixed bug, a new algorithm), not for refactors or messages:
+        a cache made by another code version asks recompute / continue / abort.
+    result_libraries : tuple of str
+        Distributions (pip names) whose versions shape the results, e.g.
+        ``('ibl-photometry',)``; each record carries their versions and a change is
+        shown beside the parameter diff.
+    worker_preload : tuple of str
+        Modules every worker imports as it starts, while the cluster comes up, rather
+        than when its first item arrives (slow imports such as iblphotometry).
+    former_names : tuple of str
+        Names this job's cache folder had before; such a folder is renamed to ``name``.
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     id_column: ClassVar[str] = "item_id"
     label_column: ClassVar[str] = "label"
-    stages: ClassVar[tuple[str, ...]] = ()
+    code_version: ClassVar[str] = "1"
+    result_libraries: ClassVar[tuple[str, ...]] = ()
+    worker_preload: ClassVar[tuple[str, ...]] = ()
+    former_names: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -147,16 +170,26 @@ class Job(ABC):
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Job:
-        """Build the job from parsed arguments; ``args.output`` is the resolved output folder."""
+        """Build the job from parsed arguments; ``args.output`` is the resolved output folder.
+
+        Raise ConfigError for options that cannot work together; touch no file yet.
+        """
         return cls()
+
+    def validate_params(self, params: Mapping[str, Any]) -> None:
+        """Raise ConfigError for parameter values the job cannot run with.
+
+        Called before anything is written or cleared, after the engine has checked
+        every value's type against the job's defaults; check ranges and choices here.
+        """
 
     def table_schemas(self, params: Mapping[str, Any]) -> dict[str, pa.Schema]:
         """Schemas of the result tables, without the id column (the engine prepends it)."""
         return {}
 
     @abstractmethod
-    def list_items(self, params: Mapping[str, Any]) -> Iterable[Item]:
-        """Yield the items to process, on the driver; DataSourceError if inputs are missing."""
+    def list_items(self, params: Mapping[str, Any]) -> Listing:
+        """List the items to process, on the driver; DataSourceError if inputs are missing."""
 
     def is_complete(self, item: Item, params: Mapping[str, Any]) -> bool | None:
         """Whether the item's own outputs (outside the cache) are complete.
@@ -171,9 +204,9 @@ class Job(ABC):
     def run_item(self, item: Item, ctx: ItemContext) -> ItemResult:
         """Process one item on a worker. Wrap each step in ``ctx.stage(name)``."""
 
-    def on_saved(self, cache: AnalysisCache) -> None:
-        """Called on the driver after each batch reaches disk (e.g. to refresh an export)."""
+    def on_saved(self, cache: AnalysisCache, listing: Listing) -> None:
+        """Called on the driver after outcomes reach the cache (e.g. to refresh an export)."""
 
-    def summary_lines(self, cache: AnalysisCache) -> list[str]:
-        """Extra lines for the closing summary."""
+    def summary_lines(self, cache: AnalysisCache, listing: Listing | None) -> list[str]:
+        """Extra lines for the closing summary (``listing`` is None when nothing was listed)."""
         return []

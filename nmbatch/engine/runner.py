@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.errors import DataSourceError
-from nmbatch.engine.job import Item, Job
+from nmbatch.engine.job import Item, Job, Listing
 from nmbatch.engine.worker import run_items
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,10 @@ class RunReport:
 
 
 def select_items(
-    job: Job, params: Mapping[str, Any], cache: AnalysisCache, options: RunOptions
+    job: Job, listing: Listing, params: Mapping[str, Any], cache: AnalysisCache, options: RunOptions
 ) -> tuple[list[Item], RunReport]:
-    """List the job's items and keep those this run must process."""
-    items = list(job.list_items(params))
+    """Keep the listed items this run must process."""
+    items = list(listing.items)
     report = RunReport(listed=len(items))
     seen: set[str] = set()
     duplicates = {i.id for i in items if i.id in seen or seen.add(i.id)}
@@ -202,6 +202,7 @@ def execute(
     job: Job,
     params: Mapping[str, Any],
     cache: AnalysisCache,
+    listing: Listing,
     todo: Sequence[Item],
     report: RunReport,
     options: RunOptions,
@@ -268,7 +269,7 @@ def execute(
                 wanted = int(options.task_duration_target / max(per_item, 1e-6))
                 chunk = max(1, min(options.max_items_per_task, wanted))
             if cache.save_if_needed():
-                job.on_saved(cache)
+                job.on_saved(cache, listing)
             progress.update(len(outcomes), failed)
             fill()
     except KeyboardInterrupt:
@@ -278,7 +279,7 @@ def execute(
         stop_watch.set()
         progress.close()
         cache.save()
-        job.on_saved(cache)
+        job.on_saved(cache, listing)
         report.elapsed_s = time.monotonic() - started
     if not report.interrupted:
         cache.compact()

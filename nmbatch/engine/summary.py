@@ -6,7 +6,7 @@ from collections import Counter
 
 from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.config import format_config
-from nmbatch.engine.job import Job
+from nmbatch.engine.job import Job, Listing
 from nmbatch.engine.runner import RunReport
 
 MAX_LISTED_FAILURES = 10
@@ -31,7 +31,9 @@ def error_table(counts: Counter, indent: str = "    ") -> list[str]:
     ]
 
 
-def format_summary(job: Job, cache: AnalysisCache, report: RunReport, rerun: str) -> str:
+def format_summary(
+    job: Job, cache: AnalysisCache, listing: Listing | None, report: RunReport, rerun: str
+) -> str:
     """The closing summary: counts, failures by stage and type, where outputs are, what next."""
     title = "interrupted" if report.interrupted else "finished"
     not_run = report.todo - report.done - report.n_failed
@@ -60,7 +62,7 @@ def format_summary(job: Job, cache: AnalysisCache, report: RunReport, rerun: str
         lines.append(f"    ... and {len(report.failed_items) - MAX_LISTED_FAILURES} more")
     where = cache.directory or "(in memory)"
     lines.append(f"  cache: {where}  ({cache.n_done} done, {cache.n_failed} failed in all)")
-    lines += [f"  {line}" for line in job.summary_lines(cache)]
+    lines += [f"  {line}" for line in job.summary_lines(cache, listing)]
     if report.interrupted:
         lines.append(f"  Stopped early; what finished is saved. Resume with: {rerun}")
     elif report.n_failed or report.skipped_failed:

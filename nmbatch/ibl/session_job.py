@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
 
-from nmbatch.engine.job import Item, Job
+from nmbatch.engine.errors import ConfigError
+from nmbatch.engine.job import Item, Job, Listing
 from nmbatch.ibl.one_source import OneSource, add_source_arguments
 from nmbatch.ibl.sessions import clean_sessions, select_sessions
+
+
+@dataclass
+class SessionListing(Listing):
+    """The sessions listed: the cleaned table, and the rows cleaning excluded (with reasons)."""
+
+    sessions: pd.DataFrame
+    excluded: pd.DataFrame
 
 
 class SessionJob(Job):
@@ -48,13 +58,6 @@ class SessionJob(Job):
         self.sessions_file = sessions_file
         self.nm = tuple(nm)
         self.subjects = tuple(subjects)
-        # Driver-only: the cleaned sessions table and the excluded rows, never sent to workers.
-        self.sessions: pd.DataFrame | None = None
-        self.excluded: pd.DataFrame | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the driver's sessions tables: workers need only the source."""
-        return {**self.__dict__, "sessions": None, "excluded": None}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -81,18 +84,24 @@ class SessionJob(Job):
         """Build the job from the parsed command line."""
         return cls(OneSource.from_args(args), args.sessions, args.nm, args.subject)
 
-    def check_params(self, params: Mapping[str, Any]) -> None:
-        """Raise ConfigError for parameters the job cannot run with (before any item)."""
+    def validate_params(self, params: Mapping[str, Any]) -> None:
+        """The shared session parameters: lists of names, and a whole number of trials."""
+        for key in ("exclude_subjects", "exclude_session_types"):
+            values = params.get(key, [])
+            if not all(isinstance(v, str) for v in values):
+                raise ConfigError(f"{key} must be a list of names, not {values!r}")
+        min_ntrials = params.get("min_ntrials", 0)
+        if not isinstance(min_ntrials, int) or isinstance(min_ntrials, bool) or min_ntrials < 0:
+            raise ConfigError(f"min_ntrials must be a whole number >= 0, not {min_ntrials!r}")
 
-    def list_items(self, params: Mapping[str, Any]) -> list[Item]:
+    def list_items(self, params: Mapping[str, Any]) -> SessionListing:
         """Clean the sessions table, apply ``--nm`` / ``--subject``, one item per session."""
-        self.check_params(params)
         table = self.source.sessions_table(self.sessions_file)
-        self.sessions, self.excluded = clean_sessions(
+        sessions, excluded = clean_sessions(
             table, params.get("exclude_subjects", ()), params.get("exclude_session_types", ())
         )
-        selected = select_sessions(self.sessions, self.nm, self.subjects)
-        return [
+        selected = select_sessions(sessions, self.nm, self.subjects)
+        items = [
             Item(
                 id=row["eid"],
                 label=row["subject"],
@@ -100,6 +109,7 @@ class SessionJob(Job):
             )
             for row in selected.to_dict("records")
         ]
+        return SessionListing(items, sessions, excluded)
 
 
 def _plain(value: Any) -> Any:

@@ -16,6 +16,7 @@ import argparse
 import csv
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -23,11 +24,11 @@ import pandas as pd
 import pyarrow as pa
 
 from nmbatch.engine.errors import ConfigError, DataSourceError
-from nmbatch.engine.job import Item, ItemContext, ItemResult, Job
+from nmbatch.engine.job import Item, ItemContext, ItemResult, Job, Listing
 from nmbatch.mea import output
 from nmbatch.mea.demo import ensure_demo
 from nmbatch.mea.pipeline import RecordingFiles, process_recording
-from nmbatch.mea.steps import format_steps, parse_steps, registered, resolve
+from nmbatch.mea.steps import format_steps, parse_steps, resolve
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,13 @@ def _steps_option(value: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+@dataclass
+class RecordingListing(Listing):
+    """The recordings listed, and the CSV rows not processed (by reason: names)."""
+
+    rows_not_processed: dict[str, list[str]] = field(default_factory=dict)
+
+
 class MeaJob(Job):
     """CMCR/CMTR recordings through the MEA pipeline steps (1-5 here) to ``<recording>.h5``."""
 
@@ -73,12 +81,8 @@ class MeaJob(Job):
     description = "Retina MEA recordings (CMCR/CMTR) through pipeline steps to one HDF5 each"
     id_column = "recording"
     label_column = "cmtr_file"
-    stages = (
-        "prepare_output",
-        "open_recording",
-        *(s.stage for s in registered()),
-        "write_output",
-    )
+    code_version = "1"
+    result_libraries = ("McsPyDataTools", "h5py", "numpy", "scipy")
 
     def __init__(
         self,
@@ -98,7 +102,6 @@ class MeaJob(Job):
             raise ConfigError(str(exc)) from None
         self.steps = numbers
         self.overwrite = overwrite
-        self.rows_not_processed: dict[str, list[str]] = {}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -160,7 +163,7 @@ class MeaJob(Job):
             )
         }
 
-    def check_params(self, params: Mapping[str, Any]) -> None:
+    def validate_params(self, params: Mapping[str, Any]) -> None:
         """ConfigError unless the requested steps' parameters are present and sensible."""
         needed = [k for s in resolve(self.steps) for k in s.params]
         missing = [k for k in needed if k not in params]
@@ -170,9 +173,8 @@ class MeaJob(Job):
         if bad:
             raise ConfigError(f"mea: parameter(s) out of range: {', '.join(bad)}")
 
-    def list_items(self, params: Mapping[str, Any]) -> list[Item]:
+    def list_items(self, params: Mapping[str, Any]) -> RecordingListing:
         """One item per matched CSV row; other rows are counted in ``rows_not_processed``."""
-        self.check_params(params)
         if not self.csv_path.is_file():
             raise DataSourceError(f"CSV mapping file not found: {self.csv_path}")
         if any(s.needs_stimuli for s in resolve(self.steps)) and not self.stimuli.is_dir():
@@ -202,15 +204,15 @@ class MeaJob(Job):
                 seen.add(name)
                 data = {"cmcr": str(self._path(cmcr)), "cmtr": str(self._path(cmtr))}
                 items.append(Item(id=name, label=recording_name(cmtr) + ".cmtr", data=data))
-        self.rows_not_processed = {k: v for k, v in skipped.items() if v}
-        counts = ", ".join(f"{len(v)} {k}" for k, v in self.rows_not_processed.items())
+        not_processed = {k: v for k, v in skipped.items() if v}
+        counts = ", ".join(f"{len(v)} {k}" for k, v in not_processed.items())
         log.info(
             "%s: %d recordings%s",
             self.csv_path,
             len(items),
             f"; not processed: {counts}" * bool(counts),
         )
-        return items
+        return RecordingListing(items, not_processed)
 
     def _path(self, value: str) -> Path:
         path = Path(value)
@@ -241,7 +243,7 @@ class MeaJob(Job):
         )
         return ItemResult(tables={"recordings": pd.DataFrame([row])}, flags=dict(ctx.flags))
 
-    def summary_lines(self, cache) -> list[str]:
+    def summary_lines(self, cache, listing: RecordingListing | None) -> list[str]:
         lines = []
         table = cache.get_results("recordings")
         if len(table):
@@ -254,6 +256,6 @@ class MeaJob(Job):
                 lines.append(f"  {row.recording}: Units: {row.n_units}, Steps: {row.n_steps}")
             if len(table) > MAX_RECORDING_LINES:
                 lines.append(f"  ... and {len(table) - MAX_RECORDING_LINES} more")
-        for reason, names in self.rows_not_processed.items():
+        for reason, names in (listing.rows_not_processed if listing else {}).items():
             lines.append(f"CSV rows not processed ({reason}): {len(names)}, e.g. {names[0]}")
         return lines

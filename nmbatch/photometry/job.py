@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from nmbatch.engine.job import Item, ItemContext, ItemResult
 from nmbatch.ibl.loading import load_photometry_locations, load_photometry_signal, load_trials
-from nmbatch.ibl.session_job import SessionJob
+from nmbatch.ibl.session_job import SessionJob, SessionListing
 from nmbatch.ibl.sessions import compare_load_flags
 from nmbatch.photometry.qc import QCConfig, qc_session
 
@@ -67,12 +67,15 @@ def sessions_with_flags(
 class PhotometryQCJob(SessionJob):
     """Photometry QC of IBL sessions with iblphotometry's metrics."""
 
-    name: ClassVar[str] = "photometry_qc"
+    name: ClassVar[str] = "photometry"
+    former_names: ClassVar[tuple[str, ...]] = ("photometry_qc",)
     description: ClassVar[str] = "iblphotometry QC per photometry session, with load checks"
-    stages: ClassVar[tuple[str, ...]] = ("load_signal", "load_locations", "load_trials", "qc")
+    code_version: ClassVar[str] = "1"
+    result_libraries: ClassVar[tuple[str, ...]] = ("ibl-photometry", "numpy", "scipy", "pandas")
 
-    def check_params(self, params: Mapping[str, Any]) -> None:
+    def validate_params(self, params: Mapping[str, Any]) -> None:
         """A bad metric setting stops the run before any item."""
+        super().validate_params(params)
         QCConfig.from_params(params)
 
     def table_schemas(self, params: Mapping[str, Any]) -> dict[str, pa.Schema]:
@@ -100,28 +103,24 @@ class PhotometryQCJob(SessionJob):
             result = qc_session(signal, locations, config)
         return ItemResult(tables={"qc": result.table}, arrays=result.arrays, flags=dict(ctx.flags))
 
-    def _flagged_sessions(self, cache: AnalysisCache) -> pd.DataFrame | None:
+    def _flagged_sessions(self, cache: AnalysisCache, listing: SessionListing) -> pd.DataFrame:
         """The cleaned sessions table with the flags of the items run so far (driver only)."""
-        if self.sessions is None:
-            return None
-        return sessions_with_flags(self.sessions, cache.item_states(), self.id_column)
+        return sessions_with_flags(listing.sessions, cache.item_states(), self.id_column)
 
-    def on_saved(self, cache: AnalysisCache) -> None:
+    def on_saved(self, cache: AnalysisCache, listing: SessionListing) -> None:
         """Write ``<cache>/sessions.pqt``: the cleaned sessions with ``can_load_*`` filled in."""
-        flagged = self._flagged_sessions(cache)
-        if flagged is not None:
-            cache.write_export(SESSIONS_EXPORT, flagged)
+        cache.write_export(SESSIONS_EXPORT, self._flagged_sessions(cache, listing))
 
-    def summary_lines(self, cache: AnalysisCache) -> list[str]:
+    def summary_lines(self, cache: AnalysisCache, listing: SessionListing | None) -> list[str]:
         """Exclusions by reason, and what loaded against what the metadata claims."""
-        flagged = self._flagged_sessions(cache)
-        if flagged is None:
+        if listing is None:
             return []
+        flagged = self._flagged_sessions(cache, listing)
         lines = [
             f"data: {self.source.describe()}",
-            f"sessions after cleaning: {len(flagged)}; excluded: {len(self.excluded)}",
+            f"sessions after cleaning: {len(flagged)}; excluded: {len(listing.excluded)}",
         ]
-        for reason, n in self.excluded["excluded_reason"].value_counts().items():
+        for reason, n in listing.excluded["excluded_reason"].value_counts().items():
             lines.append(f"  excluded ({reason}): {n}")
         checks = compare_load_flags(flagged)
         if checks.empty:

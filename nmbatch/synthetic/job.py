@@ -12,14 +12,15 @@ import math
 import os
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from nmbatch.engine.job import Item, ItemContext, ItemResult, Job
+from nmbatch.engine.errors import ConfigError
+from nmbatch.engine.job import Item, ItemContext, ItemResult, Job, Listing
 
 
 def item_id(index: int) -> str:
@@ -38,7 +39,8 @@ class SyntheticJob(Job):
     description = "Synthetic CPU-bound items with known results (engine demo and benchmark)"
     id_column = "item_id"
     label_column = "subject"
-    stages = ("prepare", "compute")
+    code_version = "1"
+    result_libraries = ("numpy",)
 
     def __init__(self, n_items: int = 20, fail: tuple[str, ...] = (), kill: tuple[str, ...] = ()):
         self.n_items = n_items
@@ -72,9 +74,17 @@ class SyntheticJob(Job):
     def table_schemas(self, params: Mapping[str, Any]) -> dict[str, pa.Schema]:
         return {"values": pa.schema([("index", pa.int64()), ("value", pa.float64())])}
 
-    def list_items(self, params: Mapping[str, Any]) -> Iterator[Item]:
-        for i in range(self.n_items):
-            yield Item(item_id(i), label=f"subject-{i % 7}", data={"index": i})
+    def validate_params(self, params: Mapping[str, Any]) -> None:
+        for key in ("work_ms", "series_length"):
+            if params[key] < 0:
+                raise ConfigError(f"{key} must be >= 0, not {params[key]!r}")
+
+    def list_items(self, params: Mapping[str, Any]) -> Listing:
+        items = [
+            Item(item_id(i), label=f"subject-{i % 7}", data={"index": i})
+            for i in range(self.n_items)
+        ]
+        return Listing(items)
 
     def run_item(self, item: Item, ctx: ItemContext) -> ItemResult:
         with ctx.stage("prepare"):

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from nmbatch.engine.errors import ConfigError, StageError
-from nmbatch.engine.job import Item, ItemContext, ItemResult
+from nmbatch.engine.job import Item, ItemContext, ItemResult, Listing
 from nmbatch.ibl.loading import load_trials
 from nmbatch.ibl.session_job import SessionJob
 from nmbatch.task_performance.performance import (
@@ -62,27 +62,23 @@ def performance_schema() -> pa.Schema:
     return pa.schema(fields)
 
 
-def check_params(params: Mapping[str, Any]) -> None:
-    """Raise ConfigError if the tracked parameters cannot drive this job."""
-    method = params.get("psych_fit_method")
-    if method not in FIT_METHODS:
-        raise ConfigError(f"psych_fit_method must be one of {sorted(FIT_METHODS)}, not {method!r}")
-    min_ntrials = params.get("min_ntrials")
-    if not isinstance(min_ntrials, int) or isinstance(min_ntrials, bool) or min_ntrials < 0:
-        raise ConfigError(f"min_ntrials must be a whole number >= 0, not {min_ntrials!r}")
-
-
 class TaskPerformanceJob(SessionJob):
     """Behavioural performance and psychometric fits of IBL sessions."""
 
     name: ClassVar[str] = "task_performance"
     description: ClassVar[str] = "Fraction correct, block checks and psychometric fits per session"
-    stages: ClassVar[tuple[str, ...]] = ("load_trials", "performance")
     item_columns: ClassVar[tuple[str, ...]] = ("eid", "subject", "session_type", "task_protocol")
+    code_version: ClassVar[str] = "1"
+    result_libraries: ClassVar[tuple[str, ...]] = ("ibllib", "numpy", "scipy", "pandas")
 
-    def check_params(self, params: Mapping[str, Any]) -> None:
+    def validate_params(self, params: Mapping[str, Any]) -> None:
         """Refuse an unknown fit method or a bad trial minimum before any item runs."""
-        check_params(params)
+        super().validate_params(params)
+        method = params.get("psych_fit_method")
+        if method not in FIT_METHODS:
+            raise ConfigError(
+                f"psych_fit_method must be one of {sorted(FIT_METHODS)}, not {method!r}"
+            )
 
     def table_schemas(self, params: Mapping[str, Any]) -> dict[str, pa.Schema]:
         """One row per session in the ``performance`` table."""
@@ -124,7 +120,7 @@ class TaskPerformanceJob(SessionJob):
         except PsychometricFitError as exc:
             raise StageError("performance", f"cannot fit the psychometric curve: {exc}") from exc
 
-    def summary_lines(self, cache: AnalysisCache) -> list[str]:
+    def summary_lines(self, cache: AnalysisCache, listing: Listing | None) -> list[str]:
         """Median performance over the sessions done, and how often the block bias points right."""
         results = cache.get_results(TABLE)
         if results.empty:
