@@ -41,11 +41,16 @@ class Item:
     data : Mapping
         Whatever the worker needs to find the item's inputs. Keep it small and
         plain (strings, numbers, paths): it is sent to a worker with the task.
+    fingerprint : str
+        A short digest of the item's inputs (sizes, modification times, a QC log's
+        modified stamp), or empty. A done item whose fingerprint changed runs again:
+        its inputs are not the ones its results came from.
     """
 
     id: str
     label: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
 
 
 @dataclass
