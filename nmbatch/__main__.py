@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     jobs = _jobs()
     if argv and argv[0] == "run" and len(argv) > 1 and argv[1] in jobs:
         run_job_main(jobs[argv[1]].load(), argv[2:])
+    if argv and argv[0] == "plan" and len(argv) > 1 and argv[1] in jobs:
+        run_job_main(jobs[argv[1]].load(), [*argv[2:], "--plan"])
     if argv and argv[0] in jobs:
         run_job_main(jobs[argv[0]].load(), argv[1:])
     parser = argparse.ArgumentParser(
@@ -34,7 +36,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     sub = parser.add_subparsers(dest="command", required=True)
     status = sub.add_parser("status", help="show a cache's config, counts and errors")
     status.add_argument("cache_dir", help="the cache folder, e.g. nmbatch-output/photometry")
+    status.add_argument("--all", action="store_true", help="list every failed item")
     sub.add_parser("jobs", help="list the installed jobs")
+    sub.add_parser("plan", help="what a job would run and why: nmbatch plan JOB [options]")
     run = sub.add_parser("run", help="run a job: nmbatch run JOB --help")
     run.add_argument("job", choices=sorted(jobs))
     args = parser.parse_args(argv)
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except NmbatchError as exc:
         print(f"nmbatch status: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    print(format_status(cache))
+    print(format_status(cache, show_all=args.all))
     sys.exit(EXIT_OK)
 
 

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.errors import ConfigError, DataSourceError, StageError
 from nmbatch.engine.job import Item, ItemContext
+from nmbatch.engine.session import cache_for_job
 from nmbatch.mea.demo import FLASH_CONFIG, FLASH_MOVIE, NOISE_MOVIE, make_demo
 from nmbatch.mea.job import MeaJob
 from nmbatch.mea.synthetic import RF_LAG_FRAMES, trial_starts
@@ -350,7 +350,7 @@ def test_demo_option_reuses_a_generated_demo(tmp_path):
 
 def test_summary_lines(demo, first):
     job, listing, runs = first
-    cache = AnalysisCache.for_job(job, PARAMS, None)  # in memory
+    cache = cache_for_job(job, PARAMS, None)  # in memory
     for name in good(demo):
         cache.add(name, tables=runs[name][1].tables)
     lines = job.summary_lines(cache, listing)

@@ -17,6 +17,8 @@ Every error that stops a run before items start maps to exit code 2 (`EXIT_USAGE
 
 from __future__ import annotations
 
+import errno
+
 EXIT_OK = 0
 EXIT_ITEMS_FAILED = 1
 EXIT_USAGE = 2
@@ -80,3 +82,22 @@ class StageError(NmbatchError):
     def __init__(self, stage: str, message: str):
         super().__init__(message)
         self.stage = stage
+
+
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def environment_problem(exc: BaseException) -> str | None:
+    """A one-line cause for an error of the machine (disk full, read-only), else None."""
+    if not isinstance(exc, OSError):
+        return None
+    cause = ENVIRONMENT_ERRNOS.get(exc.errno or 0)
+    if cause is None:
+        return None
+    return f"{cause} ({exc.filename})" if exc.filename else cause
