@@ -142,7 +142,11 @@ def render_report(title: str, subtitle: str, sections: list[ReportSection]) -> s
                 body.append(render_table(content, f"table-{n_tables}"))
             else:
                 label = escape(_plot_title(content))
-                body.append(f'<figure class="plot" aria-label="{label}">{next(plot_divs)}</figure>')
+                # a figure draws its own title; a layout (a grid of figures) gets its name
+                caption = "" if hasattr(content, "title") else f"<figcaption>{label}</figcaption>"
+                body.append(
+                    f'<figure class="plot" aria-label="{label}">{caption}{next(plot_divs)}</figure>'
+                )
         body.append("</section>")
     return "\n".join(
         [
