@@ -45,7 +45,7 @@ def overview_section(cache: AnalysisCache) -> ReportSection:
     manifest = cache.manifest
     facts = [
         ("analysis", cache.name),
-        ("cache folder", str(cache.directory)),
+        ("cache folder", str(cache.directory.resolve()) if cache.directory else "(in memory)"),
         ("created", manifest.get("created", "")),
         ("updated", manifest.get("updated", "")),
         ("items done", cache.n_done),
