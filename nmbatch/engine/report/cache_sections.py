@@ -117,7 +117,7 @@ def _runs_plot(runs: Sequence[RunRecord]):
     )
     plot.xaxis.major_label_orientation = 0.8
     plot.yaxis.axis_label = "items"
-    plot.legend.location = "top_left"
+    plot.add_layout(plot.legend[0], "right")
     return plot
 
 
