@@ -146,9 +146,9 @@ def test_a_demo_runs_report_renders_offline_every_plot_drawn(demo_cache):
         (["--items", "0"], "No item has finished yet"),
         (["--items", "2", "--fail", "item-000000", "--fail", "item-000001"], "No item finished"),
     ],
-    ids=["zero results", "only failures"],
+    ids=["zero-results", "only-failures"],
 )
-def test_a_report_with_nothing_done_still_renders_and_says_so(tmp_path, args, says):
+def test_a_report_with_nothing_done_still_renders_and_says_so(request, tmp_path, args, says):
     done = run_job(JOB, "--output", "out", "--workers", "1", *args, cwd=tmp_path)
     assert done.returncode in (0, 1), done.stderr
     report = subprocess.run(
@@ -160,7 +160,9 @@ def test_a_report_with_nothing_done_still_renders_and_says_so(tmp_path, args, sa
     )
     assert report.returncode == 0, report.stderr
     assert report.stdout.strip() == "report: out/synthetic/report.html"
-    view = open_report(tmp_path / "out" / "synthetic" / "report.html", f"report-{args[1]}.png")
+    view = open_report(
+        tmp_path / "out" / "synthetic" / "report.html", f"report-{request.node.callspec.id}.png"
+    )
     assert view.errors == [] and view.requests == [] and view.blank_plots == []
     assert says in view.text
     assert "No values yet" in view.text

@@ -23,6 +23,7 @@ from bokeh.layouts import row
 from bokeh.models import FactorRange
 
 from nmbatch.engine.report import ReportSection, Table
+from nmbatch.engine.report.cache_sections import plural
 from nmbatch.engine.report.plots import FLAG_COLOUR, MUTED_COLOUR, colour, figure
 from nmbatch.mea.mcs_layout import N_COLS, N_ROWS
 
@@ -167,8 +168,9 @@ def _array_plot(units: pd.DataFrame):
             legend_label="soma centre",
         )
     plot.xaxis.axis_label, plot.yaxis.axis_label = "column", "row"
-    plot.legend.location = "bottom_right"
+    plot.legend.orientation = "horizontal"
     plot.legend.label_text_font_size = "8pt"
+    plot.add_layout(plot.legend[0], "below")  # outside: a unit near a corner stays visible
     return plot
 
 
@@ -264,7 +266,7 @@ def report_sections(cache: AnalysisCache) -> list[ReportSection]:
     table = table.sort_values("recording").reset_index(drop=True)
     counts = ReportSection(
         "MEA recordings: unit counts",
-        f"{len(table)} recordings, {int(table['n_units'].sum())} units.",
+        f"{plural(len(table), 'recording')}, {plural(int(table['n_units'].sum()), 'unit')}.",
         [
             _counts_plot(table),
             Table(table.drop(columns=["output_path"]), "Recordings", searchable=len(table) > 10),
