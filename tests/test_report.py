@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from browser import browser_missing, open_report
+from browser import browser_missing, chromium, open_report
 from conftest import run_job
 
 from nmbatch.engine.cache import AnalysisCache
@@ -137,6 +137,27 @@ def test_a_demo_runs_report_renders_offline_every_plot_drawn(demo_cache):
         "27 values",
     ):
         assert text in view.text, text
+
+
+@needs_browser
+def test_the_failed_items_filter_and_sort_in_the_page(demo_cache, tmp_path):
+    path = write_report(demo_cache, SyntheticJob, tmp_path / "report.html")
+    with chromium(offline=True) as context:
+        page = context.new_page()
+        page.goto(path.as_uri())
+        block = page.locator(".table-block", has_text="Failed items")
+        rows = block.locator("tbody tr")
+        assert block.locator(".filter-count").inner_text() == "3 of 3 rows"
+        block.locator("input.table-filter").fill("item-000017 compute")
+        assert block.locator(".filter-count").inner_text() == "1 of 3 rows"
+        visible = [r.inner_text() for r in rows.all() if r.is_visible()]
+        assert len(visible) == 1 and "planted failure in item-000017" in visible[0]
+        block.locator("input.table-filter").fill("")
+        header = block.locator("th", has_text="item_id")
+        header.click()
+        header.click()  # descending
+        assert header.get_attribute("aria-sort") == "descending"
+        assert rows.first.inner_text().startswith("item-000017")
 
 
 @needs_browser
