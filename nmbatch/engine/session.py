@@ -163,7 +163,8 @@ def run_session(job_cls: type[Job], args: argparse.Namespace, rerun: str) -> int
             _stop_at_once_on_next_signal(job.name, rerun)
             finish(cache, job, listing, report)
             record.write(_counts(plan, report), finished=True)
-        print(format_summary(job, cache, listing, plan, report, rerun, record))
+        html = _write_report(cache, type(job)) if setting("report.html") else None
+        print(format_summary(job, cache, listing, plan, report, rerun, record, html))
     if report.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_ITEMS_FAILED if report.n_failed or plan.skipped_failed else EXIT_OK
@@ -200,6 +201,24 @@ def _execute(
             record.performance_report = PERFORMANCE_REPORT
         threads = backend.max_threads() or 0 if backend is not None else 0
         run_plan(client, job, params, cache, listing, plan, report, _pacing(args, threads))
+
+
+def _write_report(cache: AnalysisCache, job_cls: type[Job]) -> Path | None:
+    """The cache's HTML report, refreshed after the run; a failure to draw it is only a warning."""
+    if cache.directory is None:
+        return None
+    from nmbatch.engine.report import write_report  # bokeh: only on the driver, only here
+
+    try:
+        return write_report(cache.directory, job_cls)
+    except Exception as exc:  # the run's results are safe; the report can be redrawn later
+        log.warning(
+            "the HTML report was not written (%s: %s); nmbatch report %s redraws it",
+            type(exc).__name__,
+            exc,
+            cache.directory,
+        )
+        return None
 
 
 def _counts(plan: Plan, report: RunReport) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 
 from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.commit import staged_tasks
@@ -72,6 +73,7 @@ def format_summary(
     report: RunReport,
     rerun: str,
     record: RunRecord | None = None,
+    html: Path | None = None,
 ) -> str:
     """The closing summary: counts, failures by stage and type, where outputs are, what next."""
     title = "interrupted" if report.interrupted else "finished"
@@ -108,6 +110,8 @@ def format_summary(
     )
     if report_file is not None and report_file.exists():
         lines.append(f"  Dask performance report: {report_file}")
+    if html is not None:
+        lines.append(f"  report: {html}")
     lines += [f"  {line}" for line in job.summary_lines(cache, listing)]
     if report.interrupted:
         lines.append(f"  Stopped early; every finished item is saved. Resume with: {rerun}")

@@ -259,3 +259,10 @@ class MeaJob(Job):
         for reason, names in (listing.rows_not_processed if listing else {}).items():
             lines.append(f"CSV rows not processed ({reason}): {len(names)}, e.g. {names[0]}")
         return lines
+
+    @classmethod
+    def report_sections(cls, cache) -> list:
+        """Unit counts; units, somas, fields and tuning per recording (nmbatch.mea.report)."""
+        from nmbatch.mea import report  # bokeh is for the driver, not the workers
+
+        return report.report_sections(cache)
