@@ -84,13 +84,15 @@ def make_demo(
     sensor_seconds: float = 0.5,
     seed: int = 0,
     bad_inputs: bool = False,
+    unit_spacing: int = 8,
 ) -> Demo:
     """Write ``n_recordings`` good recordings (+ bad ones) with stimuli, sheet, labels, CSV.
 
     The first recording has one silent unit (peaks, none included), the "unit
     without spikes" case; every recording has one unit without a receptive field
     (its STA is noise, too noisy to fit) that ignores the bar. A recording lasts
-    about ``(noise_frames + 78 + 650 * bar_repeats) / 60`` seconds.
+    about ``(noise_frames + 78 + 650 * bar_repeats) / 60`` seconds. Somas are at least
+    ``unit_spacing`` electrodes apart (150 units need about 3).
     """
     folder = Path(folder)
     (folder / "recordings").mkdir(parents=True, exist_ok=True)
