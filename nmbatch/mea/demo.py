@@ -104,7 +104,9 @@ def make_demo(
         name = recording_name(i)
         playlist = demo_playlist(noise_frames, bar_repeats, seed)
         silent = 1 if i == 0 else 0
-        model = build_model(seed + i, playlist, n_units, n_silent=silent, movies=movies, n_no_rf=1)
+        model = build_model(
+            seed + i, playlist, n_units, silent, movies=movies, n_no_rf=1, spacing=unit_spacing
+        )
         write_recording(
             folder / "recordings", name, model, sensor_samples=round(sensor_seconds * FS)
         )

@@ -52,6 +52,7 @@ POSITIVE = (
     "frame_percentile",
     "frame_threshold",
     "sta_frames",
+    "soma_baseline_frames",
     "soma_smooth_sigma_frames",
     "soma_savgol_window",
     "soma_threshold",
