@@ -6,7 +6,7 @@
    Centres, areas and extents must be identical, and the peak-to-trough maps equal to
    float64 rounding; the bench stops if they are not.
 2. A generated recording of ``--units`` units (default 150) with a two-minute noise
-   movie and a moving bar in 8 directions x 3: steps 1-5 run once, then each of steps
+   movie and a moving bar in 8 directions x 4: steps 1-5 run once, then each of steps
    6, 7, 8, 9 and 11 is timed on the file on its own (best of ``--repeat``), on one
    core (BLAS limited to one thread before numpy loads).
 

@@ -162,7 +162,7 @@ def test_direction_selectivity_matches_the_planted_tuning(demo, runs):
                 assert abs(ds["dsi"] - expected) <= 0.1, (unit.unit_id, ds["dsi"], expected)
                 assert ds["p_value"] < 0.01
                 g = groups[unit.unit_id]["dsgc"]
-                assert g["responses"].shape == (8,) and g["trial_counts"].shape == (24,)
+                assert g["responses"].shape == (8,) and g["trial_counts"].shape == (32,)
                 offsets = g["trials_spike_offsets"][()]
                 assert np.diff(offsets).tolist() == g["trial_counts"][()].tolist()
     assert len(untuned_p) >= 6

@@ -2,7 +2,7 @@
 
 Recordings are CMCR/CMTR pairs in the MCS layout (:mod:`nmbatch.mea.mcs_writer`). Their
 sensor stream covers only the first ``sensor_seconds`` (what step 1 reads in a demo), so
-a recording of two and a half minutes (a two-minute dense-noise movie for the
+a recording of almost three minutes (a two-minute dense-noise movie for the
 receptive fields, a moving bar in 8 directions for direction selectivity) takes about
 110 MB. With
 ``bad_inputs`` the generator adds one tiny recording per kind of bad input
@@ -80,7 +80,7 @@ def make_demo(
     n_recordings: int = 2,
     n_units: int = 12,
     noise_frames: int = 7200,
-    bar_repeats: int = 3,
+    bar_repeats: int = 4,
     sensor_seconds: float = 0.5,
     seed: int = 0,
     bad_inputs: bool = False,
