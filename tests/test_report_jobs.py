@@ -181,7 +181,7 @@ def plant_later_steps(path: Path) -> None:
             soma.attrs.update(center_row=unit.attrs["row"] + 1, center_col=unit.attrs["col"])
             rf = unit.create_group("rf_geometry")
             rf.attrs.update(center_x=3.0 + 2 * i, center_y=7.0, sigma_x=1.5, sigma_y=0.8, angle=i)
-            tuning = unit.create_group("direction_selectivity")
+            tuning = unit.create_group("dsgc")
             tuning["directions_deg"] = directions
             tuning["responses"] = 2 + np.cos(np.radians(directions - 45 * i))
             tuning.attrs["dsi"] = 0.25

@@ -4,9 +4,9 @@ somas on the array, receptive-field centres and ellipses, and direction-selectiv
 Everything per unit is read from the recording's HDF5 file (the ``output_path`` of the
 ``recordings`` table): ``units/<unit>`` attrs ``row``/``col`` (the electrode, 1-based) and
 ``n_spikes``; ``units/<unit>/soma_geometry`` attrs ``center_row``/``center_col`` (step 6);
-``units/<unit>/rf_geometry`` (step 7) and a direction-selectivity group (step 11), read through
-the attribute names in :data:`RF_NAMES` and :data:`DS_NAMES`. A plot whose data are absent (the
-step has not run) is left out quietly.
+``units/<unit>/rf_geometry`` attrs ``center_x``/``center_y``/``sigma_x``/``sigma_y``/``angle``
+(radians; step 7) and ``units/<unit>/dsgc`` with ``directions_deg``, ``responses`` and attr
+``dsi`` (step 11). A plot whose data are absent (the step has not run) is left out quietly.
 """
 
 from __future__ import annotations
@@ -34,23 +34,8 @@ TABLE = "recordings"
 MAX_RECORDINGS = 12  # recordings drawn one by one; all are in the counts table
 SOMA_GROUP = "soma_geometry"
 RF_GROUP = "rf_geometry"
-RF_SUBGROUPS = ("gaussian", "ellipse")  # looked in when the group's own attrs lack a centre
-# Each field -> the attribute names it may have, first found wins (angles in radians, or in
-# degrees under the *_deg names).
-RF_NAMES = {
-    "x": ("center_x", "centre_x", "x0"),
-    "y": ("center_y", "centre_y", "y0"),
-    "sigma_x": ("sigma_x", "sigma_1", "sigma_major"),
-    "sigma_y": ("sigma_y", "sigma_2", "sigma_minor"),
-    "angle": ("angle", "theta"),
-    "angle_deg": ("angle_deg", "theta_deg"),
-}
-DS_GROUPS = ("direction_selectivity", "dsgc", "dsi")
-DS_NAMES = {
-    "directions_deg": ("directions_deg", "directions", "theta_deg"),
-    "responses": ("responses", "mean_responses", "response"),
-    "dsi": ("dsi", "DSI"),
-}
+RF_FIELDS = ("center_x", "center_y", "sigma_x", "sigma_y", "angle")
+DS_GROUP = "dsgc"
 SMALL = {"width": 330, "height": 330}
 
 
@@ -63,13 +48,6 @@ class RecordingUnits:
     tuning: list[tuple[str, np.ndarray, np.ndarray, float]] = field(default_factory=list)
 
 
-def _first(attrs: Any, names: tuple[str, ...]) -> Any:
-    for name in names:
-        if name in attrs:
-            return attrs[name]
-    return None
-
-
 def _number(value: Any) -> float:
     try:
         return float(np.asarray(value).reshape(-1)[0])
@@ -78,34 +56,26 @@ def _number(value: Any) -> float:
 
 
 def _rf(group: h5py.Group) -> dict[str, float] | None:
-    candidates = [group] + [group[n] for n in RF_SUBGROUPS if isinstance(group.get(n), h5py.Group)]
-    for place in candidates:
-        values = {key: _number(_first(place.attrs, names)) for key, names in RF_NAMES.items()}
-        if np.isfinite(values["x"]) and np.isfinite(values["y"]):
-            angle = values.pop("angle_deg")
-            if not np.isfinite(values["angle"]):
-                values["angle"] = math.radians(angle) if np.isfinite(angle) else 0.0
-            return values
-    return None
-
-
-def _data(group: h5py.Group, names: tuple[str, ...]) -> np.ndarray | None:
-    for name in names:
-        if isinstance(group.get(name), h5py.Dataset):
-            return np.asarray(group[name][()], dtype=float).reshape(-1)
-        if name in group.attrs:
-            return np.asarray(group.attrs[name], dtype=float).reshape(-1)
-    return None
+    """The fitted Gaussian's centre, sigmas and angle; None when the fit has no centre."""
+    values = {name: _number(group.attrs.get(name)) for name in RF_FIELDS}
+    if not (np.isfinite(values["center_x"]) and np.isfinite(values["center_y"])):
+        return None
+    return {
+        "x": values["center_x"],
+        "y": values["center_y"],
+        "sigma_x": values["sigma_x"],
+        "sigma_y": values["sigma_y"],
+        "angle": values["angle"],
+    }
 
 
 def _tuning(name: str, unit: h5py.Group) -> tuple[str, np.ndarray, np.ndarray, float] | None:
-    group = next((unit[g] for g in DS_GROUPS if isinstance(unit.get(g), h5py.Group)), None)
-    if group is None:
+    group = unit.get(DS_GROUP)
+    if not isinstance(group, h5py.Group) or "responses" not in group:
         return None
-    directions, responses = (_data(group, DS_NAMES[k]) for k in ("directions_deg", "responses"))
-    if directions is None or responses is None or directions.size != responses.size:
-        return None
-    return name, directions, responses, _number(_first(group.attrs, DS_NAMES["dsi"]))
+    directions = np.asarray(group["directions_deg"][()], dtype=float)
+    responses = np.asarray(group["responses"][()], dtype=float)
+    return name, directions, responses, _number(group.attrs.get("dsi"))
 
 
 def read_units(path: Path) -> RecordingUnits:
