@@ -96,7 +96,7 @@ class _TrackedOption(argparse.Action):
         super().__init__(*args, **kwargs)
 
     def __call__(self, parser, namespace, value, option_string=None) -> None:
-        if self.param == "sink" and not value.startswith("s3://"):
+        if self.param == "sink" and value.strip() and not value.startswith("s3://"):
             value = str(Path(value).expanduser().resolve())
         sets = list(getattr(namespace, "set", None) or [])
         namespace.set = [*sets, f"{self.param}={json.dumps(value)}"]
