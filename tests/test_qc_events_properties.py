@@ -286,6 +286,9 @@ def test_errors_never_stop_the_others(defects, sink_broken):
             assert outcome["status"] == "failed", (defect, outcome)
             assert outcome["stage"] == stage
             assert outcome["error_message"]
+            if stage == "write_event":
+                assert outcome["error_type"] == "SinkError", outcome["error_message"]
+                assert "not a folder" in outcome["error_message"]
             if defect in ("form_sidecar_malformed", "log_sidecar_malformed"):
                 assert "not valid JSON" in outcome["error_message"]
                 assert ".flywheel.json" in outcome["error_message"]

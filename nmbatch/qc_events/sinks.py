@@ -9,6 +9,7 @@ settings (credentials, region, profile, ``AWS_ENDPOINT_URL`` /
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from abc import ABC, abstractmethod
@@ -66,11 +67,17 @@ class FolderSink(EventSink):
         temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise SinkError(f"{path.parent}: a file is there, not a folder") from None
+        except OSError as exc:
+            raise SinkError(f"{path.parent}: {exc.strerror or exc}") from None
+        try:
             with open(temporary, "wb") as f:
                 f.write(body)
             os.replace(temporary, path)
         except OSError as exc:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # never hide the write's error behind the clean-up's
+                temporary.unlink(missing_ok=True)
             raise SinkError(f"{path}: {exc.strerror or exc}") from None
         return str(path)
 
