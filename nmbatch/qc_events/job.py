@@ -201,39 +201,36 @@ class QCEventsJob(Job):
         row = FormOutcome(file_name=Path(item.data["path"]).name)
         with ctx.stage("read_form_metadata"):
             form = self.project.form_file_entry(item.data["path"])
-        forms_json = form.forms_json
-        if not form.has_metadata:
-            return row.result("no_form_metadata", "the form file has no metadata sidecar")
-        if not isinstance(forms_json, Mapping) or not forms_json:
-            return row.result("no_form_metadata", "no info.forms.json in the form file's metadata")
+            forms_json = form.forms_json
+            if not form.has_metadata:
+                return row.result("no_form_metadata", "the form file has no metadata sidecar")
+            if not isinstance(forms_json, Mapping) or not forms_json:
+                return row.result("no_form_metadata", "no info.forms.json in its metadata")
 
         with ctx.stage("find_qc_log"):
             row.qc_log = qc_log_name(forms_json)
             if row.qc_log is None:
                 return row.result("invalid_metadata", qc_log_name_problem(forms_json))
             qc_log = self.project.project_file(row.qc_log)
-        if qc_log is None:
-            return row.result("no_qc_log", f"no project file {row.qc_log}")
+            if qc_log is None:
+                return row.result("no_qc_log", f"no project file {row.qc_log}")
 
-        if not qc_log.has_metadata:
-            return row.result("not_passed", "the QC log has no metadata sidecar")
-        qc = overall_status(qc_log.info.get("qc"))
-        row.qc_status, row.qc_gears = qc.status, qc.gears_text() or None
-        if not qc.passed:
-            return row.result(
-                "not_passed", qc.problem or f"QC status {qc.status}: {qc.gears_text()}"
-            )
+        with ctx.stage("qc_status"):
+            if not qc_log.has_metadata:
+                return row.result("not_passed", "the QC log has no metadata sidecar")
+            qc = overall_status(qc_log.info.get("qc"))
+            row.qc_status, row.qc_gears = qc.status, qc.gears_text() or None
+            if not qc.passed:
+                return row.result("not_passed", qc.problem or f"QC {qc.status}: {row.qc_gears}")
 
-        chosen = choose_visit_metadata(qc_log.info, forms_json)
-        row.metadata_source = chosen.source
-        if chosen.metadata is not None:
-            row.ptid, row.visit_date, row.module = (
-                chosen.metadata.ptid,
-                chosen.metadata.date,
-                chosen.metadata.module,
-            )
-        if chosen.problem:
-            return row.result("invalid_metadata", chosen.problem)
+        with ctx.stage("visit_metadata"):
+            chosen = choose_visit_metadata(qc_log.info, forms_json)
+            row.metadata_source = chosen.source
+            if chosen.metadata is not None:
+                visit = chosen.metadata
+                row.ptid, row.visit_date, row.module = visit.ptid, visit.date, visit.module
+            if chosen.problem:
+                return row.result("invalid_metadata", chosen.problem)
 
         with ctx.stage("build_event"):
             try:
