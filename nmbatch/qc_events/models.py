@@ -41,6 +41,11 @@ def parse_visit_date(value: Any) -> date | None:
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
+    if ISO_DATE.fullmatch(text):  # the usual form, without strptime's cost
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            return None
     for fmt in DATE_FORMATS:
         try:
             return datetime.strptime(text, fmt).date()

@@ -112,7 +112,7 @@ def read_sidecar(path: Path, name: str) -> FileEntry:
     )
 
 
-def _subdirs(path: Path) -> list[str]:
+def _subdirs(path: str) -> list[str]:
     try:
         with os.scandir(path) as entries:
             names = [e.name for e in entries if e.is_dir()]
@@ -121,19 +121,34 @@ def _subdirs(path: Path) -> list[str]:
     return sorted(names)
 
 
-def _file_names(path: Path) -> set[str]:
+def _file_entries(path: str) -> dict[str, os.DirEntry]:
+    """The regular files in a folder by name (DirEntry: its stat is one call, when needed)."""
     try:
         with os.scandir(path) as entries:
-            return {e.name for e in entries if e.is_file()}
+            return {e.name: e for e in entries if e.is_file()}
     except FileNotFoundError:
-        return set()
+        return {}
+
+
+def _qc_log_stamp(log_name: str, project_files: Mapping[str, os.DirEntry]) -> bytes:
+    """What identifies the state of a QC log's metadata: its sidecar's stat, or its absence."""
+    if not log_name or log_name not in project_files:
+        return b"absent"
+    sidecar = project_files.get(log_name + SIDECAR_SUFFIX)
+    if sidecar is None:
+        return b"no metadata"
+    try:
+        st = sidecar.stat()
+    except OSError:
+        return b"unreadable"
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}".encode()
 
 
 def _is_form_file(name: str) -> bool:
     return name.lower().endswith(FORM_SUFFIX) and not name.endswith(SIDECAR_SUFFIX)
 
 
-def _read_or_none(path: Path) -> bytes | None:
+def _read_or_none(path: str) -> bytes | None:
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -173,44 +188,44 @@ class ProjectTree(ProjectSource):
         return _parse_project(self.root, self._project_json())
 
     def _acquisition_folders(self) -> Iterator[tuple[str, str]]:
-        """(subject, relative files folder) of every acquisition, in sorted order."""
-        for subject in _subdirs(self.root / "subjects"):
+        """(subject, relative files folder) of every acquisition, in sorted order.
+
+        Plain strings and scandir, no pathlib: this runs once per acquisition.
+        """
+        base = str(self.root)
+        for subject in _subdirs(f"{base}/subjects"):
             sessions = f"subjects/{subject}/sessions"
-            for session in _subdirs(self.root / sessions):
+            for session in _subdirs(f"{base}/{sessions}"):
                 acquisitions = f"{sessions}/{session}/acquisitions"
-                for acquisition in _subdirs(self.root / acquisitions):
+                for acquisition in _subdirs(f"{base}/{acquisitions}"):
                     yield subject, f"{acquisitions}/{acquisition}/files"
 
     def form_files(self) -> list[FormFile]:
         """Walk the acquisitions with scandir; read only what the fingerprints need.
 
-        A form file's fingerprint covers its sidecar's bytes, the name and sidecar
-        bytes of the QC log its metadata points to, and ``project.json``: a change
-        to anything its event depends on changes it.
+        A form file's fingerprint covers its sidecar's bytes (read anyway: its form
+        metadata names the QC log), the name of that QC log and the size, modified and
+        changed times and inode of the log's sidecar (a stat, no read), and
+        ``project.json``: a change to anything its event depends on changes it.
         """
+        base = str(self.root)
         project_digest = hashlib.sha1(self._project_json()).digest()
-        project_files = _file_names(self.root / "files")
-        qc_log_digests: dict[str, bytes] = {}
+        project_files = _file_entries(f"{base}/files")
+        qc_log_stamps: dict[str, bytes] = {}
         found: list[FormFile] = []
         for subject, folder in self._acquisition_folders():
-            names = _file_names(self.root / folder)
+            names = _file_entries(f"{base}/{folder}")
             for name in sorted(n for n in names if _is_form_file(n)):
-                sidecar = name + SIDECAR_SUFFIX
-                raw = _read_or_none(self.root / folder / sidecar) if sidecar in names else None
+                sidecar = names.get(name + SIDECAR_SUFFIX)
+                raw = _read_or_none(sidecar.path) if sidecar is not None else None
                 log_name = qc_log_name_of(_form_metadata(raw))
-                if log_name not in qc_log_digests:
-                    qc_log_digests[log_name] = self._qc_log_digest(log_name, project_files)
+                if log_name not in qc_log_stamps:
+                    qc_log_stamps[log_name] = _qc_log_stamp(log_name, project_files)
                 digest = hashlib.sha1(project_digest)
                 digest.update(hashlib.sha1(raw).digest() if raw is not None else b"no metadata")
-                digest.update(log_name.encode() + b"\0" + qc_log_digests[log_name])
+                digest.update(log_name.encode() + b"\0" + qc_log_stamps[log_name])
                 found.append(FormFile(f"{folder}/{name}", subject, digest.hexdigest()[:16]))
         return found
-
-    def _qc_log_digest(self, log_name: str, project_files: set[str]) -> bytes:
-        if not log_name or log_name not in project_files:
-            return b"absent"
-        raw = _read_or_none(self.root / "files" / (log_name + SIDECAR_SUFFIX))
-        return hashlib.sha1(raw).digest() if raw is not None else b"no metadata"
 
     def form_file_entry(self, path: str) -> FileEntry:
         file = self.root / path
