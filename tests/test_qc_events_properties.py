@@ -27,8 +27,10 @@ from nmbatch.qc_events.demo import (
     QCLogSpec,
     visit,
     write_entry,
+    write_form,
     write_project,
     write_project_json,
+    write_qc_log,
 )
 from nmbatch.qc_events.job import QCEventsJob
 from nmbatch.qc_events.models import VisitEvent, VisitMetadata
@@ -377,3 +379,39 @@ def test_event_structure_is_compatible(
     assert match["project"] == project_label.replace("/", "-").replace("\\", "-")
     assert (match["adcid"], match["ptid"], match["date"]) == (str(adcid), ptid, date.isoformat())
     assert body["timestamp"].startswith(stamp.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+CHANGES = st.sampled_from(
+    ["nothing", "qc_log_revalidated", "form_metadata", "project", "other_qc_log", "csv_upload"]
+)
+
+
+@EXAMPLES
+@given(change=CHANGES, state=st.sampled_from(["PASS", "FAIL"]))
+def test_fingerprints_change_with_the_inputs_and_only_then(change, state):
+    """Reruns: a form file's fingerprint changes when what its event depends on changes."""
+    forms_json = visit("110001", "2024-01-15")
+    with tree() as root:
+        project = root / "project"
+        logs = [log_for(forms_json, {"g": state}), QCLogSpec("9_2024-01-01_uds_qc-status.log", {})]
+        write_project(project, [FormSpec("110001", forms_json)], logs)
+        job = QCEventsJob(project)
+        params = get_analysis_config("qc_events", sets=["sink=/nowhere"])
+        (before,) = job.list_items(params).items
+        if change == "qc_log_revalidated":
+            flipped = {"PASS": "FAIL", "FAIL": "PASS"}[state]
+            write_qc_log(
+                project, log_for(forms_json, {"g": flipped}, modified="2024-02-01T00:00:00Z")
+            )
+        elif change == "form_metadata":
+            write_form(project, FormSpec("110001", {**forms_json, "packet": "F"}))
+        elif change == "project":
+            write_project_json(project, adcid=43)
+        elif change == "other_qc_log":
+            write_qc_log(project, QCLogSpec("9_2024-01-01_uds_qc-status.log", {"g": "PASS"}))
+        elif change == "csv_upload":
+            write_entry(project / "files/upload.csv", b"a\n", "upload.csv", None, {}, "ok")
+        (after,) = job.list_items(params).items
+    relevant = change in ("qc_log_revalidated", "form_metadata", "project")
+    assert (before.fingerprint != after.fingerprint) == relevant
+    assert before.id == after.id

@@ -122,7 +122,7 @@ def _subdirs(path: str) -> list[str]:
 
 
 def _file_entries(path: str) -> dict[str, os.DirEntry]:
-    """The regular files in a folder by name (DirEntry: its stat is one call, when needed)."""
+    """The regular files in a folder by name (from the directory listing: no stat per file)."""
     try:
         with os.scandir(path) as entries:
             return {e.name: e for e in entries if e.is_file()}
@@ -131,17 +131,16 @@ def _file_entries(path: str) -> dict[str, os.DirEntry]:
 
 
 def _qc_log_stamp(log_name: str, project_files: Mapping[str, os.DirEntry]) -> bytes:
-    """What identifies the state of a QC log's metadata: its sidecar's stat, or its absence."""
+    """What a form's event takes from its QC log: a digest of the log's sidecar, or its absence.
+
+    The bytes, not a stat: a re-validation that keeps the size within the file
+    system's timestamp granularity must still count, and reading costs about the same.
+    """
     if not log_name or log_name not in project_files:
         return b"absent"
     sidecar = project_files.get(log_name + SIDECAR_SUFFIX)
-    if sidecar is None:
-        return b"no metadata"
-    try:
-        st = sidecar.stat()
-    except OSError:
-        return b"unreadable"
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}".encode()
+    raw = _read_or_none(sidecar.path) if sidecar is not None else None
+    return hashlib.sha1(raw).digest() if raw is not None else b"no metadata"
 
 
 def _is_form_file(name: str) -> bool:
@@ -203,10 +202,10 @@ class ProjectTree(ProjectSource):
     def form_files(self) -> list[FormFile]:
         """Walk the acquisitions with scandir; read only what the fingerprints need.
 
-        A form file's fingerprint covers its sidecar's bytes (read anyway: its form
-        metadata names the QC log), the name of that QC log and the size, modified and
-        changed times and inode of the log's sidecar (a stat, no read), and
-        ``project.json``: a change to anything its event depends on changes it.
+        A form file's fingerprint covers its sidecar's bytes (its form metadata names
+        the QC log: the one JSON parse per file), the name of that QC log and its
+        sidecar's bytes, and ``project.json``: a change to anything its event depends
+        on changes it, and nothing else does.
         """
         base = str(self.root)
         project_digest = hashlib.sha1(self._project_json()).digest()
