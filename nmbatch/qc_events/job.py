@@ -155,6 +155,11 @@ class QCEventsJob(Job):
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> QCEventsJob:
+        """NothingToRun when no sink is configured, before any file is read or written.
+
+        The sink is a tracked parameter, so it is looked up the way the engine
+        resolves parameters (YAML, ``--config``, ``--set``, ``--sink``).
+        """
         demo = Path(args.output) / DEMO_FOLDER
         default_sink = str(demo / "events") if args.demo else ""
         if not get_analysis_config(cls.name, args.config, args.set)["sink"] and not default_sink:
@@ -178,7 +183,10 @@ class QCEventsJob(Job):
         open_sink(self.destination(params), self.s3_endpoint)  # ConfigError for a bad one
         parts = str(params["environment"]).split("/")
         if any(part in ("", ".", "..") for part in parts):
-            raise ConfigError(f"environment {params['environment']!r}: a non-empty key prefix")
+            raise ConfigError(
+                f"environment {params['environment']!r}: must be a key prefix such as 'prod' "
+                "(no empty, '.' or '..' parts)"
+            )
         if not str(params["gear_name"]).strip():
             raise ConfigError("gear_name must not be empty")
 
