@@ -20,7 +20,8 @@ from browser import browser_missing, open_report
 from conftest import run_job
 from one.api import One
 
-from nmbatch.engine.cache import AnalysisCache, to_arrow
+from nmbatch.engine.cache import AnalysisCache
+from nmbatch.engine.parts import to_arrow
 from nmbatch.engine.report import write_report
 from nmbatch.ibl.demo import MIN_PLANTED_SESSIONS, make_demo_one_cache
 from nmbatch.ibl.trials import simulate_trials
@@ -28,6 +29,7 @@ from nmbatch.mea import report as mea_report
 from nmbatch.mea.demo import make_demo
 from nmbatch.mea.job import MeaJob
 from nmbatch.photometry.job import PhotometryQCJob
+from nmbatch.qc_events.job import QCEventsJob
 from nmbatch.task_performance import report as tp_report
 from nmbatch.task_performance.job import (
     TaskPerformanceJob,
@@ -212,3 +214,19 @@ def test_mea_report_of_a_demo_run(tmp_path):
         assert text.count(recording.stem) >= 2, "counts table and the recording's own plots"
     finally:
         shutil.rmtree(tmp_path / "mea_demo", ignore_errors=True)
+
+
+@needs_browser
+def test_qc_events_report_of_a_demo_run(tmp_path):
+    done = run_job("nmbatch.qc_events", "--demo", "--output", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = check_in_browser(
+        tmp_path / "out" / "qc_events",
+        QCEventsJob,
+        "report-qc-events.png",
+        "Form files by outcome",
+        "Form files without an event",
+        "not_passed",
+        min_plots=1,
+    )
+    assert "logged a pass-qc event" in text

@@ -270,12 +270,18 @@ class QCEventsJob(Job):
             timestamp=timestamp,
         )
 
+    @classmethod
+    def report_sections(cls, cache):
+        """Counts by outcome and the files without an event (nmbatch.qc_events.report)."""
+        from nmbatch.qc_events import report  # bokeh is for the driver, not the workers
+
+        return report.report_sections(cache)
+
     def summary_lines(self, cache, listing: QCEventsListing | None) -> list[str]:
         table = cache.get_results("outcomes")
         if not len(table):
             return []
-        latest = table.drop_duplicates(self.id_column, keep="last")
-        counts = latest["outcome"].value_counts()
+        counts = table["outcome"].value_counts()
         lines = [
             "form files by outcome: " + ", ".join(f"{o} {int(counts.get(o, 0))}" for o in OUTCOMES)
         ]
