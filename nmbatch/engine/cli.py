@@ -210,7 +210,7 @@ def run(job_cls: type[Job], argv: list[str] | None = None, prog: str | None = No
             if not args.scheduler:
                 options.expected_threads = backend_for(args).max_threads() or 0
             if todo:
-                with connect(args) as client:
+                with connect(args, job.worker_preload) as client:
                     print(f"Dask dashboard: {client.dashboard_link}", flush=True)
                     print(
                         f"{job.name}: {len(todo)} items to run; cache {cache.directory}", flush=True

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 import dask.config
-from distributed import Client
+from distributed import Client, Worker, WorkerPlugin
 from distributed.deploy import Cluster
 
 from nmbatch.engine.errors import ConfigError
@@ -43,8 +44,8 @@ class ClusterBackend(ABC):
         return None
 
     @abstractmethod
-    def start(self) -> Cluster:
-        """Start the cluster with the workers asked for."""
+    def start(self, preload: Sequence[str] = ()) -> Cluster:
+        """Start the cluster with the workers asked for; each imports ``preload`` as it starts."""
 
     def dry_run(self) -> str:
         """What would be started or submitted, without doing it."""
@@ -72,16 +73,35 @@ def backend_for(args: argparse.Namespace) -> ClusterBackend:
     return BACKENDS[kind](args)
 
 
+class PreloadModules(WorkerPlugin):
+    """Import modules on every worker of a running scheduler, those there and those to come."""
+
+    name = "nmbatch-preload"
+
+    def __init__(self, modules: Sequence[str]):
+        self.modules = tuple(modules)
+
+    def setup(self, worker: Worker) -> None:
+        for module in self.modules:
+            importlib.import_module(module)
+
+
 @contextlib.contextmanager
-def connect(args: argparse.Namespace) -> Iterator[Client]:
-    """A client on ``--scheduler ADDRESS``, or on a new cluster of the chosen kind."""
+def connect(args: argparse.Namespace, preload: Sequence[str] = ()) -> Iterator[Client]:
+    """A client on ``--scheduler ADDRESS``, or on a new cluster of the chosen kind.
+
+    Workers import the modules in ``preload`` (a job's ``worker_preload``) as they start, so
+    slow imports overlap the cluster's start-up instead of delaying the first items.
+    """
     failures = setting("runner.allowed-failures")
     with dask.config.set({"distributed.scheduler.allowed-failures": failures}):
         if args.scheduler:
             with Client(args.scheduler) as client:
+                if preload:  # workers of someone else's cluster: a plugin imports on each
+                    client.register_plugin(PreloadModules(preload))
                 yield client
             return
-        cluster = backend_for(args).start()
+        cluster = backend_for(args).start(preload)
         try:
             with Client(cluster) as client:
                 yield client

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from distributed import LocalCluster
 
@@ -22,9 +23,10 @@ class LocalBackend(ClusterBackend):
     def max_threads(self) -> int:
         return self.n_workers() * setting("cluster.threads-per-worker")
 
-    def start(self) -> LocalCluster:
+    def start(self, preload: Sequence[str] = ()) -> LocalCluster:
         return LocalCluster(
             n_workers=self.n_workers(),
+            preload=list(preload),  # each nanny's worker process imports them at start
             threads_per_worker=setting("cluster.threads-per-worker"),
             processes=True,
             memory_limit=setting("cluster.memory-limit"),

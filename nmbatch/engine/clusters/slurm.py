@@ -15,6 +15,7 @@ import functools
 import logging
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -213,8 +214,8 @@ class SlurmBackend(ClusterBackend):
     def walltime(self) -> str | None:
         return self.args.walltime or self.config("walltime")
 
-    def job_options(self) -> dict[str, Any]:
-        """SLURMCluster keywords: the flags given, the worker lifetime, the log folder."""
+    def job_options(self, preload: Sequence[str] = ()) -> dict[str, Any]:
+        """SLURMCluster keywords: the flags given, the worker lifetime and preloads, the logs."""
         options: dict[str, Any] = {"config_name": CONFIG_NAME}
         flags = {
             "queue": self.args.queue,
@@ -229,6 +230,8 @@ class SlurmBackend(ClusterBackend):
         limit_s = walltime_seconds(walltime) if walltime else None
         if limit_s and "--lifetime" not in extra:
             extra += lifetime_args(limit_s)
+        for module in preload:
+            extra += ["--preload", module]
         options["worker_extra_args"] = extra
         options["log_directory"] = self.log_directory()
         return options
@@ -244,13 +247,13 @@ class SlurmBackend(ClusterBackend):
         )
         return job.job_script()
 
-    def start(self) -> Cluster:
+    def start(self, preload: Sequence[str] = ()) -> Cluster:
         low, high = self.scaling()
         check_submission(self.job_script())
         scheduler_options = dict(self.config("scheduler-options") or {})
         scheduler_options["dashboard_address"] = self.dashboard_address
         cluster = _cluster_class()(
-            name="nmbatch", scheduler_options=scheduler_options, **self.job_options()
+            name="nmbatch", scheduler_options=scheduler_options, **self.job_options(preload)
         )
         cluster.dashboard_host = self.dashboard_address.rpartition(":")[0].strip("[]")
         if cluster.dashboard_host in ("0.0.0.0", "::"):  # every interface: name the scheduler's
