@@ -78,7 +78,8 @@ def _serial(cache_dir: Path, sessions_file: Path) -> int:
 
     from nmbatch.engine.config import get_analysis_config
     from nmbatch.ibl.loading import load_photometry_locations, load_photometry_signal
-    from nmbatch.photometry.qc import QCConfig, qc_session
+    from nmbatch.photometry.config import QCConfig
+    from nmbatch.photometry.qc import qc_session
 
     config = QCConfig.from_params(get_analysis_config("photometry"))
     one = One(cache_dir=cache_dir, mode="local")
@@ -97,7 +98,7 @@ def _run_qc(cache_dir: Path, sessions_file: Path, workers: int) -> int:
     from one.api import One
 
     from nmbatch.engine.config import get_analysis_config
-    from nmbatch.photometry.qc import QCConfig
+    from nmbatch.photometry.config import QCConfig
 
     params = get_analysis_config("photometry")
     config = QCConfig.from_params(params)

@@ -1,4 +1,5 @@
-"""Bad IBL inputs get a clear answer: damaged ONE tables, unparseable dates, empty signals."""
+"""Bad IBL inputs get a clear answer: damaged ONE tables, unparseable dates, empty signals,
+and a ONE cache whose sessions have no known type."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pandas as pd
 import pytest
 from conftest import run_job
 from iblutil.io import parquet
+from one.alf.cache import make_parquet_db
 
+from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.errors import DataSourceError
 from nmbatch.engine.job import ItemContext
 from nmbatch.ibl.demo import DemoInfo
@@ -88,3 +91,45 @@ def test_a_signal_without_rows_fails_at_load_signal_saying_so(
         job.run_item(item, ctx)
     assert ctx.failed_stage == "load_signal"
     assert ctx.flags["load_error"] == "signal: EmptyDatasetError"
+
+
+@pytest.fixture
+def parquet_db_cache(demo_info, tmp_path) -> Path:
+    """The demo's session folders indexed by ONE's own make_parquet_db (no task protocols)."""
+    root = copy_of(demo_info, tmp_path)
+    for name in ("sessions.pqt", "datasets.pqt"):
+        (root / name).unlink()
+    shutil.rmtree(root / "metadata")
+    make_parquet_db(root)
+    return root
+
+
+def test_sessions_of_unknown_type_are_named_in_the_summary(parquet_db_cache, photometry_params):
+    job = PhotometryQCJob(OneSource(parquet_db_cache))
+    listing = job.list_items(photometry_params)
+    assert listing.items == []  # every session is 'misc', and misc is excluded
+    text = "\n".join(job.summary_lines(AnalysisCache("photometry", photometry_params), listing))
+    n_all = len(listing.excluded)
+    assert (
+        f"WARNING: {n_all - 2} of {n_all} sessions were excluded because their session type" in text
+    )
+    assert "make_parquet_db" in text and "--sessions FILE" in text
+    assert (
+        "'exclude_session_types=[habituation, advanced, neuromodulator, passive, histology]'"
+        in text
+    )
+
+
+@pytest.mark.slow
+def test_the_summary_fix_works_from_the_command_line(parquet_db_cache, tmp_path):
+    args = ["--one-cache", str(parquet_db_cache), "--workers", "1"]
+    listed_none = run_job(JOB, *args, "--output", "out", cwd=tmp_path)
+    assert listed_none.returncode == 0, listed_none.stderr
+    assert "excluded (session type misc)" in listed_none.stdout
+    fix = next(line for line in listed_none.stdout.splitlines() if "--set" in line)
+    setting = fix.split("--set ", 1)[1].strip().strip("'")
+    ran = run_job(JOB, *args, "--output", "out2", "--set", setting, "--limit", "1", cwd=tmp_path)
+    assert ran.returncode in (0, 1), ran.stderr
+    assert "WARNING" not in ran.stdout
+    done = next(line for line in ran.stdout.splitlines() if "done now" in line)
+    assert done.split()[-1] == "1"
