@@ -218,8 +218,8 @@ def test_windows_and_detrend_are_qc_signals_own_to_the_bit():
         window = series.loc[(series.index >= start) & (series.index < start + 120)].copy()
         res = linregress(window.index, window.values)
         window -= window.index * res.slope + res.intercept
-        np.testing.assert_array_equal(windows.values[i], window.values)
-        np.testing.assert_array_equal(windows.times[i], window.index.values)
+        np.testing.assert_array_equal(windows.values(i), window.values)
+        np.testing.assert_array_equal(windows.times[windows.positions[i]], window.index.values)
 
 
 def test_n_outliers_edits_the_signal_for_the_metrics_after_it():

@@ -43,18 +43,19 @@ def median_absolute_deviance(g: WindowGroup) -> Estimate:
     return Estimate(np.median(np.abs(g.values - g.median), axis=1))
 
 
-def _percentile_distance(g: WindowGroup, pc: tuple) -> np.ndarray:
-    p = np.percentile(g.z, pc, axis=1)
+def _percentile_distance(z: np.ndarray, pc: tuple) -> np.ndarray:
+    p = np.percentile(z, pc, axis=1)
     return p[1] - p[0]
 
 
 def percentile_distance(g: WindowGroup, pc: tuple = (50, 95)) -> Estimate:
-    return Estimate(_percentile_distance(g, pc))
+    return Estimate(_percentile_distance(g.z(), pc))
 
 
 def percentile_asymmetry(g: WindowGroup, pc_comp: int = 95) -> Estimate:
-    a = np.absolute(_percentile_distance(g, (50, pc_comp)))
-    b = np.absolute(_percentile_distance(g, (100 - pc_comp, 50)))
+    z = g.z()
+    a = np.absolute(_percentile_distance(z, (50, pc_comp)))
+    b = np.absolute(_percentile_distance(z, (100 - pc_comp, 50)))
     with np.errstate(divide="ignore", invalid="ignore"):
         return Estimate(a / b)
 

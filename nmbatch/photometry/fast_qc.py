@@ -80,18 +80,18 @@ class _LazyWindows:
     """
 
     def __init__(self, times: np.ndarray, values: np.ndarray, sliding_kwargs: Mapping[str, Any]):
-        self.times, self.values, self.sliding_kwargs = times, values, sliding_kwargs
+        self.times, self.signal_values, self.sliding_kwargs = times, values, sliding_kwargs
         self._windows: SignalWindows | None = None
         self._error: Exception | None = None
 
     def replace_values(self, values: np.ndarray) -> None:
-        if values is not self.values:
-            self.values, self._windows, self._error = values, None, None
+        if values is not self.signal_values:
+            self.signal_values, self._windows, self._error = values, None, None
 
     def get(self) -> SignalWindows:
         if self._windows is None and self._error is None:
             try:
-                self._windows = build_windows(self.times, self.values, self.sliding_kwargs)
+                self._windows = build_windows(self.times, self.signal_values, self.sliding_kwargs)
             except Exception as exc:
                 self._error = exc
         if self._error is not None:
@@ -115,10 +115,11 @@ def fast_sliding_qc(signal: pd.Series, config: QCConfig, report: bool = True) ->
         try:
             if name == "n_outliers":  # as qc_signals' whole-signal call leaves the signal
                 w_size, alpha = _n_outliers_arguments(kwargs, metric)
-                windows.replace_values(after_whole_signal_n_outliers(windows.values, w_size, alpha))
+                edited = after_whole_signal_n_outliers(windows.signal_values, w_size, alpha)
+                windows.replace_values(edited)
             kernel = kernel_for(name, kwargs)
             if kernel is None:
-                frame = pd.DataFrame({"signal": windows.values}, index=signal.index)
+                frame = pd.DataFrame({"signal": windows.signal_values}, index=signal.index)
                 _, result.values[name] = one_metric(
                     {"band": frame}, "band", "signal", metric, kwargs, config.sliding_kwargs
                 )

@@ -117,7 +117,7 @@ class PhotometryQCJob(SessionJob):
     description: ClassVar[str] = "iblphotometry QC per photometry session, with load checks"
     code_version: ClassVar[str] = "1"
     result_libraries: ClassVar[tuple[str, ...]] = ("ibl-photometry", "numpy", "scipy", "pandas")
-    worker_preload: ClassVar[tuple[str, ...]] = ("nmbatch.photometry.job",)  # iblphotometry: 3-5 s
+    worker_preload: ClassVar[tuple[str, ...]] = ("nmbatch.photometry.preload",)
 
     def __init__(
         self,

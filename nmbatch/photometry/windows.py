@@ -31,6 +31,9 @@ from scipy.stats import linregress
 # Shorter windows, and windows with non-finite values, are left to iblphotometry's own metric
 # functions one by one: they are rare, and edge effects there are not worth a second copy.
 MIN_VECTOR_LENGTH = 32
+# Windows per stacked matrix: enough to vectorise, few enough that a metric's temporaries stay
+# small (8 windows of 120 s at 30 Hz: 230 kB per temporary).
+ROWS_PER_GROUP = 8
 
 
 def window_starts(times: np.ndarray, w_len: float, step_len: float) -> np.ndarray:
@@ -67,7 +70,7 @@ def detrend(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 @dataclass
 class WindowGroup:
-    """Windows of one length stacked as rows; reductions are computed once, when first used.
+    """Windows of one length stacked as rows; their reductions are computed once, when used.
 
     Attributes
     ----------
@@ -75,22 +78,25 @@ class WindowGroup:
         Which windows of the signal the rows are.
     values : ndarray, shape (len(rows), length)
         The windows' (detrended) values; never modified.
-    window_times : list of ndarray
-        Each row's sample times.
+    positions : list
+        Each row's sample positions in the signal.
+    signal_times : ndarray
+        The signal's sample times.
     """
 
     rows: np.ndarray
     values: np.ndarray
-    window_times: list[np.ndarray] = field(repr=False)
+    positions: list[Any] = field(repr=False)
+    signal_times: np.ndarray = field(repr=False)
 
     @property
     def length(self) -> int:
         return self.values.shape[1]
 
-    @cached_property
+    @property
     def times(self) -> np.ndarray:
         """Sample times, one row per window."""
-        return np.stack(self.window_times)
+        return np.stack([self.signal_times[pos] for pos in self.positions])
 
     @cached_property
     def mean(self) -> np.ndarray:
@@ -105,15 +111,11 @@ class WindowGroup:
         return np.median(self.values, axis=1, keepdims=True)
 
     @cached_property
-    def sorted(self) -> np.ndarray:
-        return np.sort(self.values, axis=1)
-
-    @cached_property
     def n_unique(self) -> np.ndarray:
         """Distinct values per row (rows are finite, so no NaN rule is needed)."""
-        return 1 + np.count_nonzero(self.sorted[:, 1:] != self.sorted[:, :-1], axis=1)
+        ordered = np.sort(self.values, axis=1)
+        return 1 + np.count_nonzero(ordered[:, 1:] != ordered[:, :-1], axis=1)
 
-    @cached_property
     def z(self) -> np.ndarray:
         """``iblphotometry.processing.z`` of each row: (a - mean) / std."""
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -128,54 +130,64 @@ class SignalWindows:
     ----------
     centres : ndarray
         Window centres (``start + w_len / 2``), as ``qc_signals`` reports them.
-    times, values : list of ndarray
-        Each window's sample times and (detrended) values.
+    times : ndarray
+        The signal's sample times.
+    positions : list
+        Each window's sample positions (slices, or index arrays if times are not sorted).
     groups : list of WindowGroup
         The finite windows of at least :data:`MIN_VECTOR_LENGTH` samples, by length.
-    single : list of int
-        The other windows, for the metric functions one at a time.
+    single : dict of int to ndarray
+        The other windows' (detrended) values, for the metric functions one at a time.
     """
 
     centres: np.ndarray
-    times: list[np.ndarray]
-    values: list[np.ndarray]
+    times: np.ndarray
+    positions: list[Any]
     groups: list[WindowGroup]
-    single: list[int]
+    single: dict[int, np.ndarray]
 
     def __len__(self) -> int:
         return len(self.centres)
 
+    def values(self, row: int) -> np.ndarray:
+        """One window's (detrended) values."""
+        if row in self.single:
+            return self.single[row]
+        group = next(g for g in self.groups if row in g.rows)
+        return group.values[int(np.flatnonzero(group.rows == row)[0])]
+
     def series(self, row: int) -> pd.Series:
         """One window as the Series ``qc_signals`` hands a metric (a fresh copy)."""
-        return pd.Series(self.values[row].copy(), index=pd.Index(self.times[row]))
+        return pd.Series(self.values(row).copy(), index=pd.Index(self.times[self.positions[row]]))
 
 
 def build_windows(
     times: np.ndarray, values: np.ndarray, sliding_kwargs: Mapping[str, Any]
 ) -> SignalWindows:
-    """Cut one signal into its windows (detrended if ``sliding_kwargs['detrend']``)."""
+    """Cut one signal into its windows (detrended if ``sliding_kwargs['detrend']``).
+
+    Each window is written once, into its group's matrix (or kept alone), so the windows of a
+    signal take about twice the signal's memory (the windows overlap).
+    """
     w_len, step_len = sliding_kwargs["w_len"], sliding_kwargs["step_len"]
     starts = window_starts(times, w_len, step_len)
     positions = window_positions(times, starts, w_len)
-    do_detrend = sliding_kwargs.get("detrend", False)
-    window_times, window_values = [], []
-    for pos in positions:
-        x, y = times[pos], values[pos]
-        window_times.append(x)
-        window_values.append(detrend(x, y) if do_detrend else y.copy())
+    cut = detrend if sliding_kwargs.get("detrend", False) else (lambda x, y: y.copy())
     by_length: dict[int, list[int]] = {}
-    single = []
-    for i, y in enumerate(window_values):
-        if len(y) >= MIN_VECTOR_LENGTH and np.isfinite(y).all():
+    single = {}
+    for i, pos in enumerate(positions):
+        x, y = times[pos], values[pos]
+        if len(y) >= MIN_VECTOR_LENGTH and np.isfinite(y).all() and np.isfinite(x).all():
             by_length.setdefault(len(y), []).append(i)
         else:
-            single.append(i)
-    groups = [
-        WindowGroup(
-            np.array(rows),
-            np.stack([window_values[i] for i in rows]),
-            [window_times[i] for i in rows],
-        )
-        for rows in by_length.values()
-    ]
-    return SignalWindows(starts + w_len / 2, window_times, window_values, groups, single)
+            single[i] = cut(x, y)
+    groups = []
+    for length, rows in by_length.items():
+        for first in range(0, len(rows), ROWS_PER_GROUP):
+            chunk = rows[first : first + ROWS_PER_GROUP]
+            matrix = np.empty((len(chunk), length))
+            for j, i in enumerate(chunk):
+                matrix[j] = cut(times[positions[i]], values[positions[i]])
+            group_positions = [positions[i] for i in chunk]
+            groups.append(WindowGroup(np.array(chunk), matrix, group_positions, times))
+    return SignalWindows(starts + w_len / 2, times, positions, groups, single)
