@@ -25,6 +25,7 @@ from nmbatch.engine.errors import (
     EXIT_OK,
     EXIT_USAGE,
     NmbatchError,
+    NothingToRun,
 )
 from nmbatch.engine.job import Job
 from nmbatch.engine.runner import RunOptions, execute, select_items
@@ -219,6 +220,9 @@ def run(job_cls: type[Job], argv: list[str] | None = None, prog: str | None = No
             else:
                 job.on_saved(cache, listing)
             print(format_summary(job, cache, listing, report, rerun))
+    except NothingToRun as exc:
+        print(f"{job_cls.name}: {exc}")
+        return EXIT_OK
     except NmbatchError as exc:
         print(f"{job_cls.name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -9,6 +9,7 @@
     │   ├── CacheLockedError      another run holds the cache
     │   └── CacheFormatError      the directory is not an nmbatch cache (or a newer layout)
     ├── DataSourceError           the job cannot find or open its inputs (before any item runs)
+    ├── NothingToRun              the job is switched off by its settings: say so, exit 0
     └── StageError                one item failed at a named stage (inside a worker)
 
 Every error that stops a run before items start maps to exit code 2 (`EXIT_USAGE`).
@@ -52,6 +53,14 @@ class CacheFormatError(CacheError):
 
 class DataSourceError(NmbatchError):
     """The job's inputs cannot be found or opened (raised before any item runs)."""
+
+
+class NothingToRun(NmbatchError):
+    """The job has nothing to do by design (e.g. no event sink configured).
+
+    Raised by :meth:`Job.from_args` before anything is opened or written; the
+    command line prints the message and exits 0.
+    """
 
 
 class StageError(NmbatchError):
