@@ -31,7 +31,7 @@ from nmbatch.ibl.session_job import SessionJob, SessionListing
 from nmbatch.ibl.sessions import compare_load_flags
 from nmbatch.photometry.config import QCConfig
 from nmbatch.photometry.fast_qc import report_fallbacks
-from nmbatch.photometry.qc import QC_PATHS, QCPath, qc_session
+from nmbatch.photometry.qc import QC_PATHS, MetricFailure, QCPath, qc_session
 
 if TYPE_CHECKING:
     from nmbatch.engine.cache import AnalysisCache
@@ -71,11 +71,7 @@ def describe_metric_errors(failures: Sequence[Mapping[str, Any]] | None) -> str 
     """The ``metric_errors`` flag as one line per metric, joined with '; '."""
     if not failures:
         return None
-    parts = []
-    for f in failures:
-        where = f" ({', '.join(f['rows'])})" if f["rows"] else ""
-        parts.append(f"{f['metric']}{where}: {f['error_type']}: {f['message']}")
-    return "; ".join(parts)
+    return "; ".join(MetricFailure.from_flag(f).describe() for f in failures)
 
 
 def sessions_with_flags(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,11 @@ class MetricFailure:
             "error_type": self.error_type,
             "message": self.message,
         }
+
+    @classmethod
+    def from_flag(cls, flag: Mapping[str, Any]) -> MetricFailure:
+        """The failure back from :meth:`as_flag`'s plain data."""
+        return cls(flag["metric"], tuple(flag["rows"]), flag["error_type"], flag["message"])
 
 
 @dataclass
