@@ -23,6 +23,7 @@ from one.api import One
 from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.parts import to_arrow
 from nmbatch.engine.report import write_report
+from nmbatch.engine.session import cache_for_job
 from nmbatch.ibl.demo import MIN_PLANTED_SESSIONS, make_demo_one_cache
 from nmbatch.ibl.trials import simulate_trials
 from nmbatch.mea import report as mea_report
@@ -84,7 +85,7 @@ def test_suspect_columns_summary_and_report_drawing(tmp_path):
     """In the table (a column per block), in the summary, and dashed red in the report."""
     sound = simulate_trials(np.random.default_rng(11), 2000, "training", bias=5.0)
     rows = {"early": barely_discriminating(), "sound": sound}
-    with AnalysisCache.for_job(TaskPerformanceJob(None), {}, tmp_path) as cache:
+    with cache_for_job(TaskPerformanceJob(None), {}, tmp_path) as cache:
         for eid, trials in rows.items():
             row = {**session_performance(trials, "plotting", "training"), "session_date": "2024"}
             table = to_arrow(pd.DataFrame([row]), performance_schema(), eid, "eid")
