@@ -21,7 +21,8 @@ def report_sections(cache: AnalysisCache) -> list[ReportSection]:
         return [ReportSection(title, "No form file has been processed yet.")]
     counts = outcomes["outcome"].value_counts()
     names = [o for o in OUTCOMES if o in counts] + [o for o in counts.index if o not in OUTCOMES]
-    plot = figure("Form files by outcome", x_range=names, tooltips=[("files", "@top")])
+    plot = figure("Form files by outcome", width=560, x_range=names, tooltips=[("files", "@top")])
+    plot.xaxis.major_label_orientation = 0.4
     plot.vbar(
         x=names,
         top=[int(counts[o]) for o in names],
