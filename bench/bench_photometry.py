@@ -1,7 +1,7 @@
 """Photometry QC: iblphotometry's qc_signals against the fast path, and three batch runners.
 
 Generates (once, then reuses) a demo ONE cache of ordinary sessions, by default 8 sessions of
-1 h at 30 Hz per band with 3 ROIs, and runs the seed's QC configuration
+1 h at 30 Hz per band with 3 ROIs, and runs the predecessor's QC configuration
 (``jobs/photometry.yaml``) over it, each measurement in a fresh Python process so that
 start-up and imports count the same for all.
 

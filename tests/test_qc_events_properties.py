@@ -1,4 +1,4 @@
-"""The seed's correctness properties, one hypothesis test each, on generated project trees.
+"""The predecessor's correctness properties, one hypothesis test each, on generated project trees.
 
 Each example writes a real project tree (the job's own generator) and runs the
 job's listing and per-item function in this process, through the engine's
@@ -344,7 +344,7 @@ def test_no_sink_means_event_logging_is_off(
 
 
 def test_event_matches_the_notes_example():
-    """Property 10: the notes' example visit gives the notes' body and key, byte for byte."""
+    """Property 10: the consumers' example visit gives their example body and key, byte for byte."""
     metadata = VisitMetadata.from_form(visit("110001", "2024-01-15"))
     context = EventContext(
         42, "ingest-form", "alpha", "form-scheduler", datetime(2024, 1, 15, 10, 20, tzinfo=UTC)
@@ -374,7 +374,7 @@ KEY = re.compile(
 def test_event_structure_is_compatible(
     ptid, date, module, visitnum, packet, adcid, project_label, stamp
 ):
-    """Property 10: the notes' field names and order, None fields left out, the key convention."""
+    """Property 10: the consumers' field names and order, None fields left out, the key convention."""
     forms_json = {"ptid": ptid, "visitdate": date.isoformat(), "module": module}
     forms_json |= {"visitnum": visitnum} if visitnum else {}
     forms_json |= {"packet": packet} if packet else {}

@@ -1,6 +1,6 @@
 """The ``qc_events`` job: one "pass-qc" visit event per JSON form file whose QC log says PASS.
 
-Per acquisition-level JSON form file, in the seed's order: find its QC status log
+Per acquisition-level JSON form file, in the predecessor's order: find its QC status log
 by the name template; take the log's overall QC status; take the visit metadata
 from the log's ``visit`` block, else from the form's own metadata; require ptid,
 date and module; build the event; write it to the sink under the key convention,
