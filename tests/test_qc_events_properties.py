@@ -374,7 +374,7 @@ KEY = re.compile(
 def test_event_structure_is_compatible(
     ptid, date, module, visitnum, packet, adcid, project_label, stamp
 ):
-    """Property 10: the consumers' field names and order, None fields left out, the key convention."""
+    """Property 10: the consumers' field names and order, None fields left out, the key."""
     forms_json = {"ptid": ptid, "visitdate": date.isoformat(), "module": module}
     forms_json |= {"visitnum": visitnum} if visitnum else {}
     forms_json |= {"packet": packet} if packet else {}

@@ -1,4 +1,4 @@
-"""The resumable cache of one analysis (the predecessor's ``AnalysisCache``): open, state, read, write.
+"""The resumable cache of one analysis (the predecessor's ``AnalysisCache``): open, read, write.
 
 The format is in :mod:`nmbatch.engine.layout`; what a crash leaves is handled by
 :mod:`nmbatch.engine.recovery` when a writer opens the cache; merging parts is
@@ -206,7 +206,7 @@ class AnalysisCache(PlainLoop, CacheReads):
         )
 
     def check_config(self, force: bool = False, on_change: str | None = None) -> str:
-        """The predecessor's check, decided without asking: 'new', 'unchanged', 'recompute', 'continue'.
+        """The predecessor's check, without asking: 'new', 'unchanged', 'recompute', 'continue'.
 
         Raises ConfigChangedError when parameters or provenance changed and neither
         ``force`` (recompute) nor ``on_change`` decides; :func:`nmbatch.engine.cli.decide`
