@@ -22,6 +22,7 @@ from pathlib import Path
 
 from distributed import Client, LocalCluster
 
+from nmbatch.engine.clusters.core import WORKER_SETUP
 from nmbatch.engine.config import get_analysis_config
 from nmbatch.engine.job import ItemContext
 from nmbatch.engine.parts import stage_task
@@ -48,7 +49,10 @@ def engine(n_items: int, params: dict, workers: int) -> dict[str, float]:
     t0 = time.perf_counter()
     with (
         LocalCluster(
-            n_workers=workers, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+            n_workers=workers,
+            threads_per_worker=1,
+            dashboard_address="127.0.0.1:0",
+            preload=[WORKER_SETUP],
         ) as cluster,
         Client(cluster) as client,
         tempfile.TemporaryDirectory() as tmp,
@@ -133,6 +137,7 @@ RESUME_PROBE = """
 import resource, sys, time
 t0 = time.perf_counter()
 from distributed import Client
+from nmbatch.engine.clusters.core import WORKER_SETUP
 from nmbatch.engine.config import get_analysis_config
 from nmbatch.engine.plan import Selection, make_plan
 from nmbatch.engine.session import cache_for_job

@@ -1,4 +1,4 @@
-"""Dask preload for every worker nmbatch starts: quiet, and deaf to the terminal's Ctrl-C.
+"""Dask preload for every worker nmbatch starts: ready, quiet, and deaf to the terminal's Ctrl-C.
 
 A Ctrl-C at the terminal reaches the whole process group; the driver stops the run
 cleanly, so workers ignore SIGINT instead of printing tracebacks. Dask's own log
@@ -13,6 +13,10 @@ import os
 import signal
 
 import dask.config
+
+# What every task needs (pyarrow, zarr, the job contract) is imported as the worker starts,
+# while the cluster comes up, rather than inside the first task.
+import nmbatch.engine.worker  # noqa: F401
 
 
 class QuietFileHandler(logging.FileHandler):
