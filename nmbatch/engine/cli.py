@@ -182,6 +182,7 @@ def run(job_cls: type[Job], argv: list[str] | None = None, prog: str | None = No
             return EXIT_OK
         job = job_cls.from_args(args)
         job.validate_params(params)
+        params = job.resolve_params(params)
         options = RunOptions(
             retry_errors=args.retry_errors,
             start=args.start,
