@@ -26,6 +26,7 @@ import pyarrow as pa
 from nmbatch.engine.errors import ConfigError, DataSourceError
 from nmbatch.engine.job import Item, ItemContext, ItemResult, Job, Listing
 from nmbatch.mea import output
+from nmbatch.mea.axon.run_settings import ApSettings
 from nmbatch.mea.demo import ensure_demo
 from nmbatch.mea.pipeline import RecordingFiles, process_recording
 from nmbatch.mea.steps import format_steps, parse_steps, resolve
@@ -82,7 +83,7 @@ class MeaJob(Job):
     id_column = "recording"
     label_column = "cmtr_file"
     code_version = "1"
-    result_libraries = ("McsPyDataTools", "h5py", "numpy", "scipy")
+    result_libraries = ("McsPyDataTools", "h5py", "numpy", "scipy", "torch")
 
     def __init__(
         self,
@@ -91,6 +92,7 @@ class MeaJob(Job):
         stimuli: Path | None = None,
         steps: Sequence[int] | str = "all",
         overwrite: bool = False,
+        ap: ApSettings | None = None,
     ):
         self.csv_path = Path(csv_path)
         self.output_dir = Path(output_dir)
@@ -102,6 +104,7 @@ class MeaJob(Job):
             raise ConfigError(str(exc)) from None
         self.steps = numbers
         self.overwrite = overwrite
+        self.ap = ap or ApSettings()  # step 10's model file and device (run settings)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -133,6 +136,7 @@ class MeaJob(Job):
             action="store_true",
             help="recompute the requested steps even where an output file has them",
         )
+        ApSettings.add_arguments(parser)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> MeaJob:
@@ -144,7 +148,8 @@ class MeaJob(Job):
             raise ConfigError("give the recordings' mapping file with --csv (or run --demo)")
         else:
             csv_path = args.csv
-        return cls(csv_path, args.output, stimuli, args.steps, args.overwrite)
+        ap = ApSettings.from_args(args, demo=args.demo)
+        return cls(csv_path, args.output, stimuli, args.steps, args.overwrite, ap)
 
     def table_schemas(self, params: Mapping[str, Any]) -> dict[str, pa.Schema]:
         return {
@@ -172,6 +177,12 @@ class MeaJob(Job):
         bad = [k for k in needed if not _in_range(k, params[k])]
         if bad:
             raise ConfigError(f"mea: parameter(s) out of range: {', '.join(bad)}")
+        if 10 in self.steps:
+            self.ap.validate(params)
+
+    def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters with ``ap_model_sha256`` filled in from the --ap-model file."""
+        return self.ap.resolve_params(params)
 
     def list_items(self, params: Mapping[str, Any]) -> RecordingListing:
         """One item per matched CSV row; other rows are counted in ``rows_not_processed``."""
@@ -239,7 +250,14 @@ class MeaJob(Job):
         rec = RecordingFiles(item.id, Path(item.data["cmcr"]), Path(item.data["cmtr"]))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         row = process_recording(
-            rec, resolve(self.steps), ctx.params, self.output_dir, self.stimuli, self.overwrite, ctx
+            rec,
+            resolve(self.steps),
+            ctx.params,
+            self.output_dir,
+            self.stimuli,
+            self.overwrite,
+            ctx,
+            self.ap.step_settings(),
         )
         return ItemResult(tables={"recordings": pd.DataFrame([row])}, flags=dict(ctx.flags))
 

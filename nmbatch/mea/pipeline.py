@@ -118,8 +118,12 @@ def process_recording(
     stimuli: Path,
     overwrite: bool,
     ctx: ItemContext,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Bring ``<out_dir>/<rec.name>.h5`` up to the requested steps; return its summary row."""
+    """Bring ``<out_dir>/<rec.name>.h5`` up to the requested steps; return its summary row.
+
+    ``settings`` are the untracked run settings steps get (:class:`StepInput`).
+    """
     final = out_dir / f"{rec.name}.h5"
     with stage(ctx, "prepare_output", rec.name):
         output.remove_stale_temps(final)
@@ -140,7 +144,7 @@ def process_recording(
         failure = None
         with f:
             f.attrs.update(recording=rec.name, cmcr_path=str(rec.cmcr), cmtr_path=str(rec.cmtr))
-            inp = StepInput(rec.name, f, params, stimuli, raw)
+            inp = StepInput(rec.name, f, params, stimuli, raw, dict(settings or {}))
             for s in todo.run:
                 try:
                     with stage(ctx, s.stage, rec.name):

@@ -1,6 +1,7 @@
 """The MEA pipeline steps; importing this package registers steps 1-5."""
 
 from nmbatch.mea.steps import (  # noqa: F401  (each module registers its step)
+    ap_tracking,
     dense_noise_sta,
     load_recording,
     metadata,

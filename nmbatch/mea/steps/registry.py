@@ -11,7 +11,7 @@ two-stage processing).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +37,18 @@ PIPELINE = {
 
 @dataclass
 class StepInput:
-    """What a step works with: the recording's name, the output being built, inputs."""
+    """What a step works with: the recording's name, the output being built, inputs.
+
+    ``settings`` are run settings a step may need that are not tracked (the AP
+    model file and device of step 10); ``params`` are the tracked parameters.
+    """
 
     recording: str
     out: h5py.File
     params: Mapping[str, Any]
     stimuli: Path
     raw: RawRecording | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
