@@ -61,7 +61,7 @@ def test_the_model_file_becomes_a_tracked_hash(tmp_path):
 
 
 def test_model_options_and_settings(tmp_path):
-    assert MeaJob.from_args(parse("--demo")).ap.model == DEMO_MODEL
+    assert ApSettings.from_args(parse("--csv", "m.csv"), demo=True).model == DEMO_MODEL
     job = MeaJob.from_args(parse("--csv", "m.csv", "--ap-model", "lab.pth", "--ap-device", "cpu"))
     assert job.ap.model == Path("lab.pth").resolve() and job.ap.device == "cpu"
     with dask.config.set({"nmbatch.mea.ap-model": str(tmp_path / "site.pth")}):
