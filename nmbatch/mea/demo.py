@@ -30,6 +30,7 @@ import h5py
 import numpy as np
 
 from nmbatch.mea import mcs_layout as mcs
+from nmbatch.mea.axon.planted import plant_axons
 from nmbatch.mea.synthetic import (
     FS,
     WAVEFORM_OFFSETS,
@@ -55,7 +56,8 @@ FLASH_CONFIG = {
     "group_gap_frame": 6,
 }
 WRITE_BLOCK = 2000
-DEMO_VERSION = 1  # bump when the generator's output changes, so stale demos are rebuilt
+DEMO_VERSION = 2  # bump when the generator's output changes, so stale demos are rebuilt
+ONH = (-25.0, 45.0)  # planted optic-nerve head (0-based electrodes, off the array): axons run to it
 
 # Bad inputs: (defect, stage that must fail, phrase of the error message).
 BAD_INPUTS = (
@@ -120,6 +122,9 @@ def make_demo(
         playlist = demo_playlist(noise_frames)
         silent = 1 if i == 0 else 0
         model = build_model(seed + i, playlist, n_units, n_silent=silent, movies=movies)
+        plant_axons(
+            model.units, ONH, np.random.default_rng([seed + i, 12]), (mcs.N_ROWS, mcs.N_COLS)
+        )
         write_recording(folder / "recordings", name, model)
         demo.models[name] = model
         playlists[name] = playlist
