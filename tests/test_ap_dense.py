@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ap_helpers import DEMO_MODEL, converging_units
 
 from nmbatch.mea.axon.cubes import cube_by_cube_map, cut_cubes, scored_shape
 from nmbatch.mea.axon.dense import DenseAxonEvaluator, resolve_device
+from nmbatch.mea.axon.ground_truth import converging_units
 from nmbatch.mea.axon.model_file import load_model
 from nmbatch.mea.axon.network import AxonNet
+from nmbatch.mea.axon.run_settings import DEMO_MODEL
 from nmbatch.mea.axon.scaling import scaled
 
 TOLERANCE = 1e-5

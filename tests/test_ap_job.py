@@ -11,17 +11,19 @@ import dask.config
 import h5py
 import pytest
 import torch
-from ap_helpers import DEMO_MODEL, PARAMS, angle_error, write_soma_geometry
+from ap_helpers import PARAMS, angle_error
 from conftest import run_job
 
 from nmbatch.engine.errors import ConfigError
 from nmbatch.engine.job import ItemContext
 from nmbatch.mea import output
+from nmbatch.mea.axon.ground_truth import write_soma_geometry
 from nmbatch.mea.axon.model_file import file_sha256, load_model, save_model
 from nmbatch.mea.axon.network import AxonNet
-from nmbatch.mea.axon.run_settings import ApSettings
+from nmbatch.mea.axon.run_settings import DEMO_MODEL, ApSettings
 from nmbatch.mea.demo import ONH, make_demo
 from nmbatch.mea.job import MeaJob
+from nmbatch.mea.steps import parse_steps
 
 JOB = "nmbatch.mea"
 
@@ -58,6 +60,13 @@ def test_the_model_file_becomes_a_tracked_hash(tmp_path):
         job = MeaJob(tmp_path / "m.csv", tmp_path, steps="10", ap=ApSettings(path))
         with pytest.raises(ConfigError, match=phrase):
             job.resolve_params(PARAMS)
+
+
+def test_all_steps_hold_step_10_only_with_a_model(tmp_path):
+    assert 10 not in MeaJob(tmp_path / "m.csv", tmp_path).steps
+    with_model = MeaJob(tmp_path / "m.csv", tmp_path, ap=ApSettings(DEMO_MODEL)).steps
+    assert (10 in with_model) == (10 in parse_steps("all"))  # "all" needs step 6 registered
+    assert MeaJob.from_args(parse("--csv", "m.csv", "--steps", "10")).steps == (10,)
 
 
 def test_model_options_and_settings(tmp_path):

@@ -7,7 +7,6 @@ import os
 
 import pytest
 import torch
-from ap_helpers import DEMO_MODEL
 
 from nmbatch.mea.axon.model_file import (
     ModelFileError,
@@ -17,6 +16,7 @@ from nmbatch.mea.axon.model_file import (
     save_model,
 )
 from nmbatch.mea.axon.network import AxonNet
+from nmbatch.mea.axon.run_settings import DEMO_MODEL
 
 
 class Payload:

@@ -7,9 +7,11 @@ import math
 import h5py
 import numpy as np
 import pytest
-from ap_helpers import DEMO_MODEL, PARAMS, angle_error, converging_units, write_units
+from ap_helpers import PARAMS, angle_error
 
+from nmbatch.mea.axon.ground_truth import converging_units, write_step_inputs
 from nmbatch.mea.axon.model_file import file_sha256
+from nmbatch.mea.axon.run_settings import DEMO_MODEL
 from nmbatch.mea.errors import InputError
 from nmbatch.mea.steps import resolve
 from nmbatch.mea.steps.registry import StepInput
@@ -24,7 +26,7 @@ def tracked(tmp_path_factory):
     """12 units (9 with an axon, 3 without) and one without spikes, through step 10."""
     units = converging_units(seed=11, n_units=12, onh=ONH)
     path = tmp_path_factory.mktemp("ap") / "rec.h5"
-    write_units(path, units, without_image=1)
+    write_step_inputs(path, units, without_image=1)
     params = dict(PARAMS, ap_model_sha256=file_sha256(DEMO_MODEL))
     with h5py.File(path, "a") as f:
         STEP.run(StepInput("rec", f, params, path.parent, settings=SETTINGS))
@@ -83,7 +85,7 @@ def test_a_unit_without_spikes_is_recorded_not_failed(tracked):
 def test_too_few_axons_for_an_onh_is_recorded_not_failed(tmp_path):
     units = [u for u in converging_units(seed=12, n_units=4, onh=ONH)][:2]
     path = tmp_path / "few.h5"
-    write_units(path, units)
+    write_step_inputs(path, units)
     params = dict(PARAMS, ap_model_sha256=file_sha256(DEMO_MODEL))
     with h5py.File(path, "a") as f:
         STEP.run(StepInput("few", f, params, tmp_path, settings=SETTINGS))
@@ -94,7 +96,7 @@ def test_too_few_axons_for_an_onh_is_recorded_not_failed(tmp_path):
 
 def test_the_model_must_be_the_one_the_parameters_name(tmp_path):
     path = tmp_path / "rec.h5"
-    write_units(path, converging_units(seed=13, n_units=1, onh=ONH))
+    write_step_inputs(path, converging_units(seed=13, n_units=1, onh=ONH))
     with h5py.File(path, "a") as f:
         for params, settings, phrase in (
             (dict(PARAMS, ap_model_sha256="0" * 64), SETTINGS, "changed since the run started"),

@@ -2,6 +2,7 @@
 two-stage, resume and bad inputs behave as specified. Items run through ``run_item``."""
 
 import argparse
+import json
 import os
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ import yaml
 from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.errors import ConfigError, DataSourceError, StageError
 from nmbatch.engine.job import Item, ItemContext
-from nmbatch.mea.demo import FLASH_CONFIG, FLASH_MOVIE, NOISE_MOVIE, make_demo
+from nmbatch.mea.demo import DEMO_VERSION, FLASH_CONFIG, FLASH_MOVIE, NOISE_MOVIE, make_demo
 from nmbatch.mea.job import MeaJob
 from nmbatch.mea.synthetic import RF_LAG_FRAMES, trial_starts
 
@@ -341,7 +342,7 @@ def test_command_line_options(tmp_path):
 def test_demo_option_reuses_a_generated_demo(tmp_path):
     folder = tmp_path / "demo_mea"
     folder.mkdir()
-    (folder / "demo.json").write_text('{"version": 1}')
+    (folder / "demo.json").write_text(json.dumps({"version": DEMO_VERSION}))
     (folder / "mapping.csv").write_text("cmcr_path,cmtr_path,matched\n")
     job = MeaJob.from_args(_parse("--demo", "--output", str(tmp_path)))
     assert job.csv_path == folder / "mapping.csv" and job.stimuli == folder / "stimuli"

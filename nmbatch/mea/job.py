@@ -61,7 +61,9 @@ def _in_range(key: str, value: Any) -> bool:
     return value > 0 if key in POSITIVE else value >= 0
 
 
-def _steps_option(value: str) -> tuple[int, ...]:
+def _steps_option(value: str) -> tuple[int, ...] | str:
+    if value.strip().lower() == "all":
+        return "all"  # resolved by the job: step 10 is in it only with a model
     try:
         return parse_steps(value)
     except ValueError as exc:
@@ -97,14 +99,16 @@ class MeaJob(Job):
         self.csv_path = Path(csv_path)
         self.output_dir = Path(output_dir)
         self.stimuli = Path(stimuli) if stimuli else self.csv_path.parent / "stimuli"
+        self.ap = ap or ApSettings()  # step 10's model file and device (run settings)
         numbers = parse_steps(steps) if isinstance(steps, str) else tuple(sorted(set(steps)))
+        if isinstance(steps, str) and steps.strip().lower() == "all":
+            numbers = self.ap.steps_in_all(numbers)
         try:
             resolve(numbers)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.steps = numbers
         self.overwrite = overwrite
-        self.ap = ap or ApSettings()  # step 10's model file and device (run settings)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

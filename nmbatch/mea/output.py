@@ -8,9 +8,15 @@
         eimage_sta               (50, 65, 65) float32 (step 1; absent for a unit without spikes)
         spike_times_sectioned/<movie>/...   (step 3)
         sta_<movie>              (60, 15, 15) float32 (step 4)
+        ap_tracking/             attrs: detected, reason (why not), r2, direction_deg, length_px,
+                                 n_points, soma_row/col, onh_distance_px, onh_angle_deg (step 10)
+          probability            (50, 65, 65) float32 axon probability per voxel (0 at the border)
+          path                   (n, 3) frame, row, col of the axon's centroids (if detected)
       stimulus/                  frame_times, section_time/<movie>, movie_frames/<movie> (step 2)
       metadata/recording         attrs: sampling rate, samples, duration (step 1)
       metadata/cmcr_meta, cmtr_meta   root attributes of the source files (step 5)
+      metadata/ap_tracking       attrs: onh_found, reason, onh_row/col, r2_threshold, n_used, ...;
+        units_used               unit ids whose axons placed the ONH (step 10)
       pipeline/completed_steps   int array of the steps done
       pipeline/steps/<stage>     attrs: the step's parameters, and completed_at
 

@@ -12,6 +12,7 @@ the wrong model).
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from nmbatch.mea.axon.params import ApParams
 
 DEMO_MODEL = Path(__file__).with_name("demo_model.pth")
 SHA_KEY = "ap_model_sha256"
+STEP = 10
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,13 @@ class ApSettings:
             str(setting("mea.ap-device", args.ap_device)),
             int(setting("mea.ap-positions-per-batch")),
         )
+
+    def steps_in_all(self, numbers: tuple[int, ...]) -> tuple[int, ...]:
+        """``--steps all`` holds step 10 only when there is a model to run it with."""
+        if self.model is None and STEP in numbers:
+            log.info("mea: step 10 (ap_tracking) is not run: no model (give --ap-model FILE)")
+            return tuple(n for n in numbers if n != STEP)
+        return numbers
 
     def validate(self, params: Mapping[str, Any]) -> None:
         """ConfigError for bad step-10 parameters or a missing model (step 10 requested)."""

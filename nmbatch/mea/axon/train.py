@@ -39,6 +39,7 @@ class TrainingConfig:
     learning_rate: float = 2e-3
     threads: int = 2
     scaling: str = "noise"
+    n_check_images: int = 6  # held-out units the closing precision and recall come from
 
 
 @dataclass
@@ -64,12 +65,12 @@ def training_set(config: TrainingConfig, seed: int) -> tuple[np.ndarray, np.ndar
     return np.concatenate(cubes), np.concatenate(labels)
 
 
-def voxel_scores(model: AxonNet, config: TrainingConfig, n_images: int = 6) -> tuple[float, float]:
+def voxel_scores(model: AxonNet, config: TrainingConfig) -> tuple[float, float]:
     """Voxel precision and recall at probability 0.1 on held-out synthetic units."""
     rng = np.random.default_rng([config.seed, 8])
     evaluator = DenseAxonEvaluator(model)
     hits = predicted = actual = 0
-    for _ in range(n_images):
+    for _ in range(config.n_check_images):
         unit = random_unit(rng)
         found = evaluator.probability_map(scaled(unit.image, config.scaling)) > 0.1
         hits += int((found & unit.labels).sum())

@@ -139,12 +139,15 @@ def format_steps(numbers: Iterable[int]) -> str:
 def parse_steps(spec: str) -> tuple[int, ...]:
     """Step numbers from ``'all'``, ``'1-5'``, ``'6-11'``, ``'2,4'`` or ``'1-3,5'``.
 
-    ``all`` means every registered step. Any of the pipeline's numbers is
-    accepted here; :func:`resolve` says whether this version has them.
+    ``all`` means every registered step whose required steps are registered too.
+    Any of the pipeline's numbers is accepted here; :func:`resolve` says whether
+    this version has them.
     """
     spec = spec.strip().lower()
     if spec == "all":
-        return tuple(sorted(_REGISTRY))
+        return tuple(
+            n for n in sorted(_REGISTRY) if all(r in _REGISTRY for r in _REGISTRY[n].requires)
+        )
     numbers: set[int] = set()
     for part in spec.split(","):
         lo, sep, hi = part.strip().partition("-")
