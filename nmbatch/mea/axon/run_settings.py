@@ -20,6 +20,7 @@ from typing import Any
 
 from nmbatch.engine.errors import ConfigError
 from nmbatch.engine.settings import setting
+from nmbatch.mea.axon.dense import DEFAULT_POSITIONS_PER_BATCH
 from nmbatch.mea.axon.model_file import ModelFileError, file_sha256, load_model
 from nmbatch.mea.axon.params import ApParams
 
@@ -35,7 +36,7 @@ class ApSettings:
 
     model: Path | None = None
     device: str = "auto"
-    positions_per_batch: int = 16384
+    positions_per_batch: int = DEFAULT_POSITIONS_PER_BATCH
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:

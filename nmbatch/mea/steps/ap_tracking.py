@@ -19,7 +19,11 @@ import h5py
 import numpy as np
 
 from nmbatch.engine.job import worker_resource
-from nmbatch.mea.axon.dense import DenseAxonEvaluator, resolve_device
+from nmbatch.mea.axon.dense import (
+    DEFAULT_POSITIONS_PER_BATCH,
+    DenseAxonEvaluator,
+    resolve_device,
+)
 from nmbatch.mea.axon.model_file import ModelFileError, file_sha256, load_model
 from nmbatch.mea.axon.onh import OnhEstimate, estimate_onh, polar_position
 from nmbatch.mea.axon.params import STEP_PARAMS, ApParams
@@ -56,7 +60,7 @@ def _evaluator(settings: Mapping[str, Any], sha: str) -> tuple[DenseAxonEvaluato
         device = resolve_device(str(settings.get("ap_device", "auto")))
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    batch = int(settings.get("ap_positions_per_batch", 16384))
+    batch = int(settings.get("ap_positions_per_batch", DEFAULT_POSITIONS_PER_BATCH))
 
     def build() -> DenseAxonEvaluator:
         try:
