@@ -3,10 +3,11 @@
     python bench/bench_engine.py            # the issue's sizes (about 6 minutes on 2 cores)
     python bench/bench_engine.py --quick    # a tenth of the items
 
-(a) CPU-bound items of about 50 ms each; (b) near-empty items; (c) start-up of a
-resume over a cache of 100 000 completed items (time to the first submitted
-task, driver memory) and the cost of saving one batch into an empty cache vs
-that large one. Cluster start-up is reported separately: it is paid once a run.
+(a) CPU-bound items of about 50 ms each; (b) near-empty items; for both, the driver's
+CPU time per 1000 items (it hosts the scheduler too) and what making outcomes durable
+costs: the workers' staged writes and the driver's commits. (c) start-up of a resume
+over a cache of 100 000 completed items (time to the first task, driver memory).
+Cluster start-up is reported separately: it is paid once a run.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from pathlib import Path
 
 from distributed import Client, LocalCluster
 
-from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.config import get_analysis_config
 from nmbatch.engine.job import ItemContext
-from nmbatch.engine.runner import RunOptions, execute, select_items
+from nmbatch.engine.parts import stage_task
+from nmbatch.engine.plan import Selection, make_plan
+from nmbatch.engine.runner import Pacing, RunReport, finish, run_plan
+from nmbatch.engine.session import cache_for_job
+from nmbatch.engine.worker import TaskSpec, run_one
 from nmbatch.synthetic.job import SyntheticJob, item_id
 
 
@@ -38,58 +42,101 @@ def serial_loop(n_items: int, params: dict) -> float:
     return time.perf_counter() - started
 
 
-def engine(n_items: int, params: dict, workers: int) -> tuple[float, float]:
-    """Seconds to run every item through the engine (cluster start-up excluded), and start-up."""
+def engine(n_items: int, params: dict, workers: int) -> dict[str, float]:
+    """One run through the engine: seconds (cluster start excluded), driver CPU, commits."""
     job = SyntheticJob(n_items)
-    options = RunOptions(progress=False)
     t0 = time.perf_counter()
     with (
-        LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0") as cluster,
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+        ) as cluster,
         Client(cluster) as client,
+        tempfile.TemporaryDirectory() as tmp,
+        cache_for_job(job, params, Path(tmp)) as cache,
     ):
         startup = time.perf_counter() - t0
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            AnalysisCache.for_job(job, params, Path(tmp)) as cache,
-        ):
-            cache.check_config()
+        cache.check_config()
+        commits = {"n": 0, "s": 0.0}
+        commit = cache.commit
+
+        def timed_commit(outcome):
             started = time.perf_counter()
-            listing = job.list_items(params)
-            todo, report = select_items(job, listing, params, cache, options)
-            execute(client, job, params, cache, listing, todo, report, options)
-            elapsed = time.perf_counter() - started
-            assert report.done == n_items, report
-    return elapsed, startup
+            records = commit(outcome)
+            commits["n"] += 1
+            commits["s"] += time.perf_counter() - started
+            return records
+
+        cache.commit = timed_commit
+        started, cpu = time.perf_counter(), time.process_time()
+        listing = job.list_items(params)
+        plan = make_plan(job, listing, params, cache.index, cache.stamp, Selection(), False)
+        report = RunReport()
+        run_plan(client, job, params, cache, listing, plan, report, Pacing(progress=False))
+        finish(cache, job, listing, report)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        assert report.done == n_items, report
+    return {"seconds": elapsed, "startup": startup, "cpu": cpu, **commits}
+
+
+def staging_cost(params: dict, items_per_task: int, repeats: int = 20) -> float:
+    """Seconds a worker spends making one task of ``items_per_task`` items durable."""
+    job = SyntheticJob(items_per_task)
+    with tempfile.TemporaryDirectory() as tmp, cache_for_job(job, params, Path(tmp)) as cache:
+        spec = TaskSpec(
+            job, params, job.table_schemas(params), "item_id", "subject", cache.stamp, tmp
+        )
+        outcomes = [run_one(spec, item, 1, "bench") for item in job.list_items(params).items]
+        records = [r for r, _, _ in outcomes]
+        tables = {"values": [t["values"] for _, t, _ in outcomes]}
+        started = time.perf_counter()
+        for n in range(repeats):
+            stage_task(
+                Path(tmp) / f"task-{n}", "arrays.zarr", records, tables, {}, "item_id", "subject"
+            )
+        return (time.perf_counter() - started) / repeats
 
 
 def compare(label: str, n_items: int, work_ms: float) -> None:
     params = get_analysis_config("synthetic", sets=[f"work_ms={work_ms}"])
     serial = serial_loop(n_items, params)
-    one, startup = engine(n_items, params, 1)
-    two, _ = engine(n_items, params, 2)
+    runs = {w: engine(n_items, params, w) for w in (1, 2)}
     print(f"\n({label}) {n_items} items of {work_ms} ms")
-    print(f"  {'':28}{'seconds':>10}{'items/s':>10}{'ms/item':>10}")
-    for name, seconds in [
-        ("serial loop", serial),
-        ("engine, 1 worker", one),
-        ("engine, 2 workers", two),
-    ]:
-        print(
-            f"  {name:28}{seconds:10.2f}{n_items / seconds:10.1f}{1000 * seconds / n_items:10.3f}"
+    header = ("seconds", "items/s", "ms/item", "driver CPU s/1000", "commits", "ms/commit")
+    print(f"  {'':22}" + "".join(f"{h:>18}" for h in header))
+    print(
+        f"  {'serial loop':22}{serial:18.2f}{n_items / serial:18.1f}{1000 * serial / n_items:18.3f}"
+    )
+    for workers, r in runs.items():
+        row = (
+            f"{r['seconds']:18.2f}{n_items / r['seconds']:18.1f}"
+            f"{1000 * r['seconds'] / n_items:18.3f}{1000 * r['cpu'] / n_items:18.2f}"
+            f"{int(r['n']):18d}{1000 * r['s'] / max(r['n'], 1):18.2f}"
         )
-    print(f"  efficiency with 2 workers: {serial / 2 / two:.2f} of ideal (serial / 2)")
-    print(f"  overhead per item, 1 worker: {1000 * (one - serial) / n_items:.3f} ms")
-    print(f"  cluster start-up (once per run): {startup:.2f} s")
+        print(f"  {f'engine, {workers} worker(s)':22}{row}")
+    print(
+        f"  efficiency with 2 workers: {serial / 2 / runs[2]['seconds']:.2f} of ideal (serial / 2)"
+    )
+    print(
+        f"  overhead per item, 1 worker: {1000 * (runs[1]['seconds'] - serial) / n_items:.3f} ms;"
+        f" 2 workers: {1000 * (runs[2]['seconds'] - serial / 2) / n_items:.3f} ms"
+    )
+    for workers, r in runs.items():
+        print(
+            f"  making items durable, {workers} worker(s): driver commits "
+            f"{1000 * r['s'] / n_items:.3f} ms/item "
+            f"({1000 * r['s'] / max(r['n'], 1):.2f} ms a task)"
+        )
+    print(f"  cluster start-up (once per run): {runs[1]['startup']:.2f} s")
 
 
 RESUME_PROBE = """
 import resource, sys, time
 t0 = time.perf_counter()
 from distributed import Client
-from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.config import get_analysis_config
-from nmbatch.engine.runner import RunOptions, select_items
-from nmbatch.engine.worker import run_items
+from nmbatch.engine.plan import Selection, make_plan
+from nmbatch.engine.session import cache_for_job
+from nmbatch.engine.worker import TaskSpec, run_task
 from nmbatch.synthetic.job import SyntheticJob
 root, address, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 t_import = time.perf_counter()
@@ -97,16 +144,17 @@ params = get_analysis_config("synthetic", sets=["work_ms=0"])
 job = SyntheticJob(n + 10)
 client = Client(address)
 t_connect = time.perf_counter()
-with AnalysisCache.for_job(job, params, root) as cache:
+with cache_for_job(job, params, root) as cache:
     cache.check_config()
     listing = job.list_items(params)
-    todo, report = select_items(job, listing, params, cache, RunOptions())
-    schemas = job.table_schemas(params)
-    future = client.submit(run_items, job, todo[:1], params, schemas, "item_id", None)
+    plan = make_plan(job, listing, params, cache.index, cache.stamp, Selection(), False)
+    spec = TaskSpec(job, params, job.table_schemas(params), "item_id", "subject", cache.stamp,
+                    cache.worker_root)
+    future = client.submit(run_task, spec, "probe", plan.todo[:1], [1])
     t_submit = time.perf_counter()
     future.result()
 print(f"{t_import - t0:.3f} {t_connect - t_import:.3f} {t_submit - t_connect:.3f} "
-      f"{report.skipped_done} {len(todo)} "
+      f"{plan.count('done')} {len(plan.todo)} "
       f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
 """
 
@@ -116,25 +164,20 @@ def resume(n_done: int) -> None:
     job = SyntheticJob(n_done)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        with AnalysisCache.for_job(job, params, root, batch_size=50) as cache:
+        with cache_for_job(job, params, root, batch_size=500) as cache:
             cache.check_config()
             t0 = time.perf_counter()
             for i in range(n_done):
                 cache.add(item_id(i), {"index": i, "value": float(i)}, table="values", label="s")
-                cache.save_if_needed()
+                if cache.save_if_needed():
+                    cache.compact()
             cache.save()
-            build = time.perf_counter() - t0
             cache.compact()
-        saves = {}
-        for name, target in [("empty cache", root / "empty"), (f"{n_done} items", root)]:
-            with AnalysisCache.for_job(job, params, target) as cache:
-                cache.check_config()
-                for i in range(50):
-                    cache.add(f"new-{i}", {"index": i, "value": 0.0}, table="values")
-                t0 = time.perf_counter()
-                cache.save()
-                saves[name] = time.perf_counter() - t0
-        with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+            build = time.perf_counter() - t0
+        parts = len(list((root / "synthetic" / "items").iterdir()))
+        with LocalCluster(
+            n_workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+        ) as cluster:
             out = subprocess.run(
                 [
                     sys.executable,
@@ -151,16 +194,14 @@ def resume(n_done: int) -> None:
     t_import, t_connect, t_first, skipped, todo, rss = out
     print(
         f"\n(c) resume over {n_done} completed items (cache built in {build:.1f} s, "
-        f"{n_done // 50} batches of 50, then compacted)"
+        f"{n_done // 500} commits of 500, merged into {parts} parts)"
     )
     print(f"  imports {float(t_import):.2f} s, connect to scheduler {float(t_connect):.2f} s")
     print(
-        f"  open cache + list {n_done + 10} items + skip {skipped} + first submit: "
-        f"{float(t_first):.2f} s  ({todo} to run)"
+        f"  open cache (with its checks) + list {n_done + 10} items + skip {skipped} + first "
+        f"task submitted: {float(t_first):.2f} s  ({todo} to run)"
     )
     print(f"  driver peak memory: {rss} MB")
-    for name, seconds in saves.items():
-        print(f"  save one batch of 50 into {name + ':':20} {1000 * seconds:7.1f} ms")
 
 
 def main() -> None:
@@ -174,6 +215,12 @@ def main() -> None:
     )
     compare("a", 2000 // scale, 50)
     compare("b", 20000 // scale, 0)
+    params = get_analysis_config("synthetic", sets=["work_ms=0"])
+    one, many = staging_cost(params, 1), staging_cost(params, 500)
+    print(
+        f"\n  a worker making a task durable (staged write, fsync'd): 1 item {1000 * one:.2f} ms;"
+        f" 500 items {1000 * many:.2f} ms ({1000 * many / 500:.3f} ms/item)"
+    )
     resume(100_000 // scale)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from distributed import Client, LocalCluster
 
-import nmbatch.engine  # noqa: F401  (registers the nmbatch Dask defaults)
+from nmbatch.engine import AnalysisCache, NmbatchError
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +21,7 @@ def client() -> Iterator[Client]:
     """Two single-threaded worker processes, as ``--workers 2`` starts them."""
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -34,12 +33,17 @@ def job_command(module: str, *args: str) -> list[str]:
 
 
 def run_job(
-    module: str, *args: str, cwd: Path, timeout: float = 240, **kwargs
+    module: str,
+    *args: str,
+    cwd: Path,
+    timeout: float = 240,
+    dashboard: str = "127.0.0.1:0",
+    **kwargs,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m <module> <args>`` the way a user does, with no terminal."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        job_command(module, *args, "--dashboard-address", ":0"),
+        job_command(module, *args, "--dashboard-address", dashboard),
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -87,8 +91,10 @@ def wait_for(
 
 
 def n_done_on_disk(cache_dir: Path) -> int:
-    """Items the cache's manifest counts as done (0 before the first save)."""
+    """Items committed as done in the cache on disk, as a reader opening it sees them."""
+    if not (cache_dir / "items").exists():
+        return 0
     try:
-        return json.loads((cache_dir / "manifest.json").read_text())["n_done"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return AnalysisCache.open(cache_dir).n_done
+    except NmbatchError:
         return 0

@@ -17,7 +17,6 @@ from conftest import run_job
 from nmbatch.engine.errors import ConfigError
 from nmbatch.engine.job import ItemContext
 from nmbatch.mea import output
-from nmbatch.mea.axon.ground_truth import write_soma_geometry
 from nmbatch.mea.axon.model_file import file_sha256, load_model, save_model
 from nmbatch.mea.axon.network import AxonNet
 from nmbatch.mea.axon.run_settings import DEMO_MODEL, ApSettings
@@ -101,19 +100,20 @@ def test_a_bad_model_file_stops_the_run_before_any_work(tmp_path):
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
-    """One demo recording through steps 1-5 (run_item), plus step 6's soma centres."""
+    """One demo recording through steps 1-6 (run_item); then its raw files are moved away."""
     folder = tmp_path_factory.mktemp("ap_job")
-    demo = make_demo(folder / "demo", n_recordings=1, n_units=6, noise_frames=30)
-    job = MeaJob(demo.csv, folder / "out", steps="1-5")
+    demo = make_demo(
+        folder / "demo",
+        n_recordings=1,
+        n_units=8,
+        noise_frames=60,
+        bar_repeats=0,
+        sensor_seconds=1.5,
+    )
+    job = MeaJob(demo.csv, folder / "out", steps="1-6")
     item = job.list_items(PARAMS).items[0]
     job.run_item(item, ItemContext(item, PARAMS))
-    with h5py.File(job.output_path(item.id), "a") as f:
-        for unit in f["units"].values():
-            if "eimage_sta" in unit:
-                write_soma_geometry(unit)
-        output.record_step(f, 6, "step6_soma_geometry", {})
-    (folder / "recordings").mkdir()
-    shutil.move(folder / "demo" / "recordings", folder / "recordings" / "gone")  # step 10: no raw
+    shutil.move(folder / "demo" / "recordings", folder / "gone")  # step 10 needs no raw data
     yield demo, job.output_path(item.id), folder
     shutil.rmtree(folder)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 from nmbatch.engine.cache import AnalysisCache
+from nmbatch.engine.decide import decide
 from nmbatch.engine.errors import CacheLockedError, ConfigChangedError
 
 CONFIG = {"sliding_kwargs": {"w_len": 120, "step_len": 60}, "raw_metrics": ["n_early_samples"]}
@@ -69,7 +71,7 @@ def test_resume_skips_completed(tmp_path):
         assert not cache.is_complete("e3")
 
 
-def test_config_diff_detection(tmp_path, capsys):
+def test_config_diff_detection(tmp_path):
     with make_cache(tmp_path) as cache:
         cache.check_config()
         cache.add("e1", rows("e1", 1.0), table="qc")
@@ -77,10 +79,10 @@ def test_config_diff_detection(tmp_path, capsys):
     changed = {**CONFIG, "sliding_kwargs": {"w_len": 180, "step_len": 60}}
     with make_cache(tmp_path, config=changed) as cache:
         with pytest.raises(ConfigChangedError, match="--on-config-change") as info:
-            cache.check_config(interactive=False)
+            cache.check_config()
         assert [c.key for c in info.value.diff] == ["sliding_kwargs.w_len"]
-        out = capsys.readouterr().out
-        assert "sliding_kwargs.w_len:" in out and "cached:  120" in out and "current: 180" in out
+        text = str(info.value)
+        assert "sliding_kwargs.w_len:" in text and "cached:  120" in text and "current: 180" in text
         assert cache.is_complete("e1"), "nothing may be cleared before a decision"
 
 
@@ -94,7 +96,11 @@ def test_config_change_continue_keeps_results_and_records_history(tmp_path):
         assert cache.check_config(on_change="continue") == "continue"
         assert cache.is_complete("e1")
         assert cache.manifest["config"] == changed
-        assert cache.manifest["config_history"][0]["config"] == CONFIG
+        entry = cache.manifest["config_history"][0]
+        assert entry["decision"] == "continue"
+        assert entry["changes"] == [
+            {"key": "raw_metrics", "cached": ["n_early_samples"], "current": []}
+        ]
 
 
 def test_config_change_recompute_clears(tmp_path):
@@ -109,7 +115,7 @@ def test_config_change_recompute_clears(tmp_path):
         assert cache.read_arrays("e1") == {}
 
 
-def test_interactive_prompt_takes_the_answer(tmp_path, monkeypatch):
+def test_interactive_prompt_takes_the_answer(tmp_path, monkeypatch, capsys):
     with make_cache(tmp_path) as cache:
         cache.check_config()
     monkeypatch.setattr("builtins.input", lambda prompt: "a")
@@ -118,7 +124,8 @@ def test_interactive_prompt_takes_the_answer(tmp_path, monkeypatch):
         make_cache(tmp_path, config=changed) as cache,
         pytest.raises(ConfigChangedError, match="aborted"),
     ):
-        cache.check_config(interactive=True)
+        decide(cache, interactive=True)
+    assert "raw_metrics:" in capsys.readouterr().out
 
 
 def test_batch_saving(tmp_path):
@@ -127,7 +134,7 @@ def test_batch_saving(tmp_path):
         for i in range(2):
             cache.add(f"e{i}", rows(f"e{i}", i), table="qc")
             assert not cache.save_if_needed()
-        assert not items_dir.exists()
+        assert not list(items_dir.iterdir())
         cache.add("e2", rows("e2", 2), table="qc")
         assert cache.save_if_needed()
         assert len(list(items_dir.iterdir())) == 1
@@ -187,9 +194,10 @@ def test_crash_leftovers_are_ignored_and_removed(tmp_path):
         cache.save()
         directory = cache.directory
     # a crash while writing a file, and a crash between a batch's results and its items file
-    (directory / "items" / ".00000002-00000002.parquet.1234abcd.tmp").write_bytes(b"PAR1\x00\x00")
-    orphan = directory / "results" / "qc" / "00000002-00000002.parquet"
-    orphan.write_bytes((directory / "results" / "qc" / "00000001-00000001.parquet").read_bytes())
+    (directory / "items" / ".0000000002-0000000002.x.parquet.1234abcd.tmp").write_bytes(b"PAR1")
+    (first,) = (directory / "results" / "qc").iterdir()
+    orphan = directory / "results" / "qc" / first.name.replace("0000000001", "0000000002")
+    orphan.write_bytes(first.read_bytes())
     with make_cache(tmp_path) as cache:
         assert cache.get_results("qc")["eid"].tolist() == ["e1", "e1"]
         assert not orphan.exists()
@@ -203,7 +211,7 @@ def test_truncated_batch_file_is_quarantined_and_its_items_rerun(tmp_path):
         cache.add("e2", rows("e2", 2.0), table="qc")
         cache.save()
         directory = cache.directory
-    second = directory / "items" / "00000002-00000002.parquet"
+    second = next((directory / "items").glob("0000000002-0000000002.*.parquet"))
     second.write_bytes(second.read_bytes()[:40])
     with make_cache(tmp_path) as cache:
         assert cache.is_complete("e1") and not cache.is_complete("e2")
@@ -215,14 +223,16 @@ def test_truncated_batch_file_is_quarantined_and_its_items_rerun(tmp_path):
 
 
 def test_compaction_merges_batches_without_duplicates(tmp_path):
-    with make_cache(tmp_path, compact_after=5) as cache:
+    with make_cache(tmp_path, merge_factor=4) as cache:
         for i in range(12):
             cache.add(f"e{i}", rows(f"e{i}", i), table="qc")
             cache.save()
         before = cache.get_results("qc")
         assert cache.compact()
-        assert len(list((cache.directory / "items").iterdir())) == 1
+        assert len(list((cache.directory / "items").iterdir())) == 3  # 3 segments of 4
         pd.testing.assert_frame_equal(cache.get_results("qc"), before)
+        direct = pd.read_parquet(cache.directory / "results" / "qc")
+        assert len(direct) == 24, "a reader of the folder itself sees every row once"
     with make_cache(tmp_path) as cache:
         assert cache.n_done == 12
         cache.add("e12", rows("e12", 12), table="qc")
@@ -231,16 +241,21 @@ def test_compaction_merges_batches_without_duplicates(tmp_path):
 
 
 def test_crash_during_compaction_shows_no_duplicates(tmp_path):
-    with make_cache(tmp_path, compact_after=2) as cache:
+    with make_cache(tmp_path, merge_factor=2) as cache:
         for i in range(4):
             cache.add(f"e{i}", rows(f"e{i}", i), table="qc")
             cache.save()
         directory = cache.directory
-        saved = {p: p.read_bytes() for p in directory.rglob("0000000*.parquet")}
-        cache.compact()
-    for path, data in saved.items():  # the merged segment exists AND the batch files came back
-        path.write_bytes(data)
-    with make_cache(tmp_path) as cache:
+    qc = directory / "results" / "qc"
+    live = qc.resolve()
+    # A compaction that built the next version but was killed before swapping it in ...
+    unfinished = live.with_name(live.name[:-6] + "000099")
+    unfinished.mkdir()
+    for part in live.iterdir():
+        os.link(part, unfinished / part.name)
+    assert len(pd.read_parquet(qc)) == 8, "readers see the live version only"
+    with make_cache(tmp_path) as cache:  # ... is removed when the cache opens
+        assert not unfinished.exists()
         results = cache.get_results("qc")
         assert len(results) == 8 and results["eid"].nunique() == 4
         assert cache.n_done == 4

@@ -10,6 +10,7 @@ from pathlib import Path
 from conftest import kill_driver, n_done_on_disk, run_job, start_driver, wait_for
 
 from nmbatch.engine.cache import AnalysisCache
+from nmbatch.engine.summary import shorten
 
 JOB = "nmbatch.synthetic"
 
@@ -20,7 +21,9 @@ def cache_dir(tmp_path: Path) -> Path:
 
 def synthetic_driver(tmp_path: Path, *args: str) -> subprocess.Popen:
     """The synthetic job's driver on ``tmp_path/out``, killable with its workers."""
-    return start_driver(JOB, "--output", "out", "--dashboard-address", ":0", *args, cwd=tmp_path)
+    return start_driver(
+        JOB, "--output", "out", "--dashboard-address", "127.0.0.1:0", *args, cwd=tmp_path
+    )
 
 
 def test_exit_codes_say_what_happened(tmp_path):
@@ -105,11 +108,11 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
 
 
 def test_a_second_run_on_the_same_cache_is_refused(tmp_path):
-    first = synthetic_driver(tmp_path, "--items", "30", "--set", "work_ms=100", "--workers", "1")
+    first = synthetic_driver(tmp_path, "--items", "300", "--set", "work_ms=100", "--workers", "1")
     try:
         wait_for(lambda: (cache_dir(tmp_path) / "manifest.json").exists(), "the manifest", first)
         second = run_job(
-            JOB, "--output", "out", "--items", "30", "--set", "work_ms=100", cwd=tmp_path
+            JOB, "--output", "out", "--items", "300", "--set", "work_ms=100", cwd=tmp_path
         )
         assert second.returncode == 2
         assert "in use by another run" in second.stderr
@@ -121,9 +124,9 @@ def test_a_second_run_on_the_same_cache_is_refused(tmp_path):
         )
         assert "a run is writing now" in status.stdout
     finally:
+        kill_driver(first, signal.SIGTERM)
         out, _ = first.communicate(timeout=120)
-    assert first.returncode == 0, out
-    assert AnalysisCache.open(cache_dir(tmp_path)).n_done == 30
+    assert first.returncode == 130, out
 
 
 def test_status_shows_counts_errors_and_config(tmp_path):
@@ -167,6 +170,79 @@ def test_print_config_dry_run_and_console_script(tmp_path):
         [Path(sys.executable).parent / "nmbatch", "jobs"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
     )
     assert listed.returncode == 0 and "synthetic" in listed.stdout
+
+
+def _snapshot(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_plan_says_what_would_run_and_why_and_writes_nothing(tmp_path):
+    base = ("--output", "out", "--set", "work_ms=0")
+    run_job(JOB, *base, "--items", "4", "--fail", "item-000001", cwd=tmp_path)
+    before = _snapshot(cache_dir(tmp_path))
+    plan = run_job(JOB, *base, "--items", "6", "--plan", "--verbose", cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    lines = [line.split() for line in plan.stdout.splitlines()]
+    assert ["would", "run", "2"] in lines and ["new", "2"] in lines
+    assert "item-000004" in plan.stdout and "item-000005" in plan.stdout
+    assert ["done", "3"] in lines
+    assert "failed before" in plan.stdout and "--retry-errors runs them" in plan.stdout
+    retry = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nmbatch",
+            "plan",
+            "synthetic",
+            *base,
+            "--items",
+            "6",
+            "--retry-errors",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert retry.returncode == 0 and "would run       3" in retry.stdout, retry.stdout
+    changed = run_job(JOB, *base, "--items", "6", "--set", "scale=2", "--plan", cwd=tmp_path)
+    assert changed.returncode == 0
+    assert "scale:\n    cached:  1.0\n    current: 2" in changed.stdout
+    assert "parameters changed" in changed.stdout and "on recompute" in changed.stdout
+    assert _snapshot(cache_dir(tmp_path)) == before, "a plan writes nothing"
+
+
+def test_status_lists_the_failed_items(tmp_path):
+    run_job(
+        JOB,
+        "--output",
+        "out",
+        "--items",
+        "5",
+        "--set",
+        "work_ms=0",
+        "--fail",
+        "item-000001",
+        "--fail",
+        "item-000003",
+        cwd=tmp_path,
+    )
+    status = subprocess.run(
+        [sys.executable, "-m", "nmbatch", "status", str(cache_dir(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert status.returncode == 0
+    assert "- item-000001 (subject-1) at compute: planted failure in item-000001" in status.stdout
+    assert "- item-000003 (subject-3) at compute" in status.stdout
+
+
+def test_shortened_messages_end_with_an_ellipsis():
+    long = "cannot open /data/" + "a" * 300 + "/file.h5\nsecond line"
+    short = shorten(long, 80)
+    assert len(short) == 80 and short.endswith("…") and "\n" not in short
+    assert shorten("fits\nmore", 80) == "fits"

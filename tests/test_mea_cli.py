@@ -1,4 +1,6 @@
-"""The MEA job end to end through its command line: bad inputs, skips, overwrite, two stages."""
+"""The MEA job end to end through its command line: bad inputs, skips, overwrite, two stages.
+
+Step lists are explicit (1-9,11): step 10 may or may not be registered."""
 
 from __future__ import annotations
 
@@ -10,13 +12,19 @@ from nmbatch.engine.cache import AnalysisCache
 from nmbatch.mea.demo import make_demo
 
 JOB = "nmbatch.mea"
+STEPS = "1-9,11"
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """Two good recordings plus one tiny recording per kind of bad input."""
     return make_demo(
-        tmp_path_factory.mktemp("mea") / "demo", n_recordings=2, n_units=3, bad_inputs=True
+        tmp_path_factory.mktemp("mea") / "demo",
+        n_recordings=2,
+        n_units=4,
+        noise_frames=600,
+        bar_repeats=1,
+        bad_inputs=True,
     )
 
 
@@ -36,6 +44,8 @@ def args(demo, out: str = "out", *extra: str) -> list[str]:
         out,
         "--workers",
         "2",
+        "--steps",
+        STEPS,
         *extra,
     ]
 
@@ -49,12 +59,16 @@ def test_bad_inputs_fail_at_their_step_and_the_rest_finish(demo, tmp_path):
     for name, (stage, phrase) in demo.failures.items():
         assert errors.loc[name, "stage"] == stage, name
         assert phrase in errors.loc[name, "error_message"], name
-    good = set(demo.models)
+    good = set(demo.models) | set(demo.warnings)
     assert set(cache.get_results("recordings")["recording"]) == good
     for name in good:
         with h5py.File(tmp_path / "out" / f"{name}.h5") as f:
-            assert set(f["pipeline/completed_steps"][()]) == {1, 2, 3, 4, 5}
-            assert {"cmcr_meta", "cmtr_meta"} <= set(f["metadata"])
+            assert set(f["pipeline/completed_steps"][()]) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 11}
+            assert {"cmcr_meta", "cmtr_meta", "cell_type", "dsgc"} <= set(f["metadata"])
+    states = cache.item_states().set_index("recording")
+    for name, (stage, phrase) in demo.warnings.items():
+        assert any(stage in w and phrase in w for w in states.loc[name, "flags"]["warnings"])
+    assert "Recordings with warnings:" in result.stdout
     assert all(name not in errors.index for name in demo.unmatched)
     assert "Units:" in result.stdout
 
@@ -68,15 +82,30 @@ def test_bad_inputs_fail_at_their_step_and_the_rest_finish(demo, tmp_path):
 
 
 def test_second_stage_reads_only_the_output_files(demo, tmp_path):
-    first = run_job(
-        JOB, *args(demo, "out", "--steps", "1-2", "--only", next(iter(demo.models))), cwd=tmp_path
-    )
-    assert first.returncode == 0, first.stdout + first.stderr
-    second = run_job(
-        JOB, *args(demo, "out", "--steps", "3", "--only", next(iter(demo.models))), cwd=tmp_path
-    )
-    assert second.returncode == 0, second.stdout + second.stderr
     name = next(iter(demo.models))
+    first = run_job(JOB, *args(demo, "out", "--steps", "1-2", "--only", name), cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = run_job(JOB, *args(demo, "out", "--steps", "3", "--only", name), cwd=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
     with h5py.File(tmp_path / "out" / f"{name}.h5") as f:
         steps = [int(s) for s in f["pipeline/completed_steps"][()]]
     assert {1, 2, 3} <= set(steps)
+
+
+@pytest.mark.parametrize(
+    "content, phrase",
+    [
+        (
+            b"cmcr_path,cmtr_path,matched\na.cmcr,a.cmtr,True\nR\xe9c.cmcr,b.cmtr,True\n",
+            "line 3: not UTF-8",
+        ),
+        (b"cmcr_path,cmtr_path,matched\na.cmcr,a.cmtr,True\nb.cmcr\n", "line 3: a short row"),
+    ],
+)
+def test_an_unreadable_mapping_csv_exits_2_naming_file_and_line(tmp_path, content, phrase):
+    mapping = tmp_path / "mapping.csv"
+    mapping.write_bytes(content)
+    result = run_job(JOB, "--csv", str(mapping), "--output", "out", "--steps", "1", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert str(mapping) in result.stderr and phrase in result.stderr
+    assert "Traceback" not in result.stderr

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from McsPy import McsCMOSMEA
 
-from nmbatch.mea.demo import SHORT_GRAY_MOVIE, write_cmtr, write_recording
+from nmbatch.mea.demo_bad import SHORT_GRAY_MOVIE
 from nmbatch.mea.errors import InputError
+from nmbatch.mea.mcs_writer import write_cmtr, write_recording
 from nmbatch.mea.reader import RawRecording, UnwrappingInt, patch_mcspy
-from nmbatch.mea.synthetic import Movie, SensorSynth, build_model
+from nmbatch.mea.synthetic import SensorSynth, build_model
+from nmbatch.mea.synthetic_visual import Movie
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +139,13 @@ def test_broken_link_to_the_cmcr(pair, tmp_path):
     write_cmtr(tmp_path / f"{name}.cmtr", name, model, link="moved.cmcr")
     with pytest.raises(InputError, match="link to its CMCR is broken.*moved.cmcr"):
         RawRecording(folder / f"{name}.cmcr", tmp_path / f"{name}.cmtr")
+
+
+def test_a_sensor_stream_shorter_than_the_recording_is_reported_as_such(tmp_path):
+    model = build_model(5, [Movie(SHORT_GRAY_MOVIE, 6, "gray")], n_units=2, tail_s=0.05)
+    name = "2024.03.03-10.00.00-Rec"
+    write_recording(tmp_path, name, model, sensor_samples=1000)
+    with RawRecording(tmp_path / f"{name}.cmcr", tmp_path / f"{name}.cmtr") as raw:
+        assert (raw.n_samples, raw.n_sensor_samples) == (model.n_samples, 1000)
+        expected = SensorSynth(model.n_samples, model.units, model.seed)[0:1000]
+        np.testing.assert_array_equal(raw.read_sensor(0, 1000), expected)

@@ -1,28 +1,17 @@
 """The step registry: --steps parsing, what each step needs, and the run plan."""
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from nmbatch.mea.output import OutputState
 from nmbatch.mea.pipeline import plan
-from nmbatch.mea.steps import depends_on, format_steps, parse_steps, registered, resolve
+from nmbatch.mea.steps import depends_on, format_steps, parse_steps, registered, registry, resolve
 from nmbatch.mea.steps.registry import Step, register
 
-PARAMS = {
-    "eimage_highpass_hz": 100.0,
-    "eimage_filter_order": 2,
-    "eimage_samples_before": 10,
-    "eimage_samples_after": 40,
-    "eimage_max_spikes": 10000,
-    "eimage_max_seconds": 120.0,
-    "frame_channel": 1,
-    "frame_percentile": 99.9,
-    "frame_threshold": 0.1,
-    "frame_skip_pulses": 4,
-    "section_pre_margin_frames": 60,
-    "section_post_margin_frames": 120,
-    "sta_movie_prefix": "perfect_dense_noise",
-    "sta_frames": 60,
-}
+PARAMS = yaml.safe_load((Path(__file__).parents[1] / "jobs" / "mea.yaml").read_text())
+EVERY = tuple(s.number for s in registered())
 
 
 @pytest.mark.parametrize(
@@ -32,8 +21,8 @@ PARAMS = {
         ("6-11", (6, 7, 8, 9, 10, 11)),
         ("3,4", (3, 4)),
         (" 1-2, 5 ", (1, 2, 5)),
-        ("all", (1, 2, 3, 4, 5)),
-        ("ALL", (1, 2, 3, 4, 5)),
+        ("all", EVERY),
+        ("ALL", EVERY),
     ],
 )
 def test_parse_steps(spec, numbers):
@@ -46,8 +35,14 @@ def test_parse_steps_rejects(spec):
         parse_steps(spec)
 
 
-def test_later_steps_parse_but_are_not_available_yet():
-    with pytest.raises(ValueError, match=r"6 \(soma_geometry\).*available: 1-5"):
+def test_all_is_every_registered_step_and_these_steps_are_registered():
+    assert {1, 2, 3, 4, 5, 6, 7, 8, 9, 11} <= set(EVERY)
+
+
+def test_a_step_this_version_lacks_is_named(monkeypatch):
+    monkeypatch.delitem(registry._REGISTRY, 10, raising=False)
+    monkeypatch.delitem(registry._REGISTRY, 6)
+    with pytest.raises(ValueError, match=r"6 \(soma_geometry\), 10 \(ap_tracking\).*available"):
         resolve(parse_steps("6-11"))
 
 
@@ -60,11 +55,15 @@ def test_registry_declares_raw_needs_and_requirements():
     steps = {s.number: s for s in registered()}
     assert {n for n, s in steps.items() if s.needs_raw} == {1, 2, 5}
     assert steps[3].requires == (1, 2) and steps[4].requires == (1, 2)
+    assert steps[6].requires == (1,) and steps[7].requires == (4,)
+    assert steps[9].requires == (1,) and steps[11].requires == (1, 2, 6, 7)
     assert steps[1].stage == "step1_load_recording"
-    assert set(steps[1].params) <= set(PARAMS)
+    assert steps[11].stage == "step11_dsgc" and steps[11].needs_stimuli
+    assert all(set(s.params) <= set(PARAMS) for s in steps.values())
 
 
-def test_register_refuses_bad_steps():
+def test_register_refuses_bad_steps(monkeypatch):
+    monkeypatch.delitem(registry._REGISTRY, 6)
     with pytest.raises(ValueError, match="twice"):
         register(Step(1, lambda inp: None, needs_raw=True))
     with pytest.raises(ValueError, match="earlier"):
@@ -76,7 +75,8 @@ def test_register_refuses_bad_steps():
 def test_dependencies_are_transitive_and_unknown_steps_depend_on_earlier_ones():
     assert depends_on(3, {2}) and depends_on(4, {1})
     assert not depends_on(5, {1, 2}) and not depends_on(2, {1})
-    assert depends_on(9, {4}) and not depends_on(7, {8})
+    assert depends_on(11, {4}) and depends_on(11, {6}) and not depends_on(11, {8, 9})
+    assert not depends_on(8, {1, 2, 3, 4, 5}) and not depends_on(7, {8})
 
 
 def _state(steps, params=PARAMS):

@@ -30,7 +30,7 @@ def source_args(demo) -> list[str]:
 def test_kill_resume_outputs_and_parameter_change(demo, tmp_path):
     cache_dir = tmp_path / "out" / "photometry"
     args = [*source_args(demo), "--output", "out", "--workers", "1", "--batch-size", "1"]
-    driver = start_driver(JOB, *args, "--dashboard-address", ":0", cwd=tmp_path)
+    driver = start_driver(JOB, *args, "--dashboard-address", "127.0.0.1:0", cwd=tmp_path)
     try:
         wait_for(lambda: n_done_on_disk(cache_dir) >= 3, "3 sessions saved", driver, timeout=180)
     finally:

@@ -12,9 +12,9 @@ from iblphotometry import fpio
 from iblphotometry import metrics as ibl_metrics
 from iblphotometry.qc import qc_signals
 
-from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.errors import ConfigError, DataSourceError
 from nmbatch.engine.job import ItemContext
+from nmbatch.engine.session import cache_for_job
 from nmbatch.ibl.loading import load_photometry_locations, load_photometry_signal
 from nmbatch.ibl.one_source import OneSource
 from nmbatch.ibl.sessions import select_sessions
@@ -249,7 +249,7 @@ def test_sessions_export_and_summary_from_item_states(
     listing = job.list_items(photometry_params)
     items = {i.id: i for i in listing.items}
     pending = demo_info.cases["band_glitch"]  # left out: as if not run yet
-    with AnalysisCache.for_job(job, photometry_params, tmp_path) as cache:
+    with cache_for_job(job, photometry_params, tmp_path) as cache:
         for eid, outcome in outcomes.items():
             if eid == pending:
                 continue

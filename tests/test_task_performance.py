@@ -22,6 +22,7 @@ from nmbatch.engine.cache import AnalysisCache, to_arrow
 from nmbatch.engine.config import get_analysis_config
 from nmbatch.engine.errors import ConfigError, StageError
 from nmbatch.engine.job import Item, ItemContext
+from nmbatch.engine.session import cache_for_job
 from nmbatch.ibl.demo import DemoInfo, make_demo_one_cache
 from nmbatch.ibl.one_source import OneSource
 from nmbatch.ibl.trials import block_bias, simulate_trials
@@ -372,7 +373,7 @@ def test_unfittable_trials_fail_at_performance(unfittable_source, items, params)
 
 
 def test_summary_lines(job, items, outcomes, params, tmp_path):
-    with AnalysisCache.for_job(job, params, tmp_path) as cache:
+    with cache_for_job(job, params, tmp_path) as cache:
         for eid, outcome in outcomes.items():
             if outcome["status"] == "done":
                 result = outcome["result"]

@@ -17,6 +17,7 @@ from nmbatch.engine.errors import (  # noqa: E402
     ConfigError,
     DataSourceError,
     NmbatchError,
+    NothingToRun,
     StageError,
 )
 from nmbatch.engine.job import (  # noqa: E402
@@ -41,6 +42,7 @@ __all__ = [
     "Job",
     "Listing",
     "NmbatchError",
+    "NothingToRun",
     "StageError",
     "get_analysis_config",
     "worker_resource",

@@ -1,9 +1,11 @@
 """The command line every job shares: ``python -m nmbatch.<job> [options]``.
 
-Exit codes: 0 every selected item is done; 1 the run finished but some items
-failed (now or before); 2 usage or configuration problem, nothing was run
-(an unresolved parameter change included); 3 the engine itself broke;
-130 interrupted (Ctrl-C or SIGTERM): what finished is saved.
+Exit codes: 0 every selected item is done (or nothing to do by design); 1 the run
+finished but some items failed (now or before); 2 a problem with the command, its
+configuration, its inputs or its environment (a bad option, an unreadable input, an
+unresolved parameter change, a read-only or full output disk): nothing ran, or the
+run stopped and kept what finished; 3 nmbatch itself broke (a bug); 130 interrupted
+(Ctrl-C or SIGTERM): what finished is saved.
 """
 
 from __future__ import annotations
@@ -11,25 +13,22 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
-import signal
 import sys
 from pathlib import Path
 from typing import NoReturn
 
-from nmbatch.engine.cache import AnalysisCache
-from nmbatch.engine.clusters import BACKENDS, backend_for, connect
-from nmbatch.engine.config import get_analysis_config
+from nmbatch.engine.clusters import BACKENDS
 from nmbatch.engine.errors import (
     EXIT_INTERRUPTED,
-    EXIT_ITEMS_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     NmbatchError,
+    NothingToRun,
+    environment_problem,
 )
 from nmbatch.engine.job import Job
-from nmbatch.engine.runner import RunOptions, execute, select_items
-from nmbatch.engine.settings import seconds, setting
-from nmbatch.engine.summary import format_summary
+from nmbatch.engine.session import interrupt_on_signals, run_session
+from nmbatch.engine.settings import setting
 
 EXIT_ENGINE_ERROR = 3
 log = logging.getLogger("nmbatch")
@@ -37,6 +36,28 @@ log = logging.getLogger("nmbatch")
 
 def _package(job_cls: type[Job]) -> str:
     return job_cls.__module__.rsplit(".", 1)[0]
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return value
+
+
+def non_negative(text: str) -> int:
+    """An argparse type: a whole number of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be 0 or more (an index into the listing)")
+    return value
 
 
 def build_parser(job_cls: type[Job], prog: str | None = None) -> argparse.ArgumentParser:
@@ -54,13 +75,13 @@ def build_parser(job_cls: type[Job], prog: str | None = None) -> argparse.Argume
         "--output",
         type=Path,
         metavar="DIR",
-        help="folder for the cache and outputs; the cache is DIR/<analysis> "
+        help="folder for the cache and outputs; the cache is DIR/<job> "
         f"(default: the nmbatch.output setting, '{setting('output')}')",
     )
-    run.add_argument("--start", type=int, help="first item index in the listing (0-based)")
-    run.add_argument("--end", type=int, help="item index to stop before (exclusive)")
+    run.add_argument("--start", type=non_negative, help="first item index in the listing (0-based)")
+    run.add_argument("--end", type=non_negative, help="item index to stop before (exclusive)")
     run.add_argument(
-        "--limit", type=int, help="run at most this many items (after skipping done ones)"
+        "--limit", type=non_negative, help="run at most this many items (after skipping done ones)"
     )
     run.add_argument(
         "--only",
@@ -72,7 +93,20 @@ def build_parser(job_cls: type[Job], prog: str | None = None) -> argparse.Argume
     run.add_argument(
         "--retry-errors", action="store_true", help="run items that failed before again"
     )
-    run.add_argument("--batch-size", type=int, metavar="N", help="items per saved batch")
+    run.add_argument(
+        "--batch-size",
+        type=positive,
+        metavar="N",
+        help="at most N items in one task, made durable together (default: as many short "
+        "items as fill the nmbatch.runner.task-duration-target, at most "
+        f"{setting('runner.max-items-per-task')})",
+    )
+    run.add_argument(
+        "--plan",
+        action="store_true",
+        help="print how many items would run and why, and exit (nothing runs)",
+    )
+    run.add_argument("--verbose", action="store_true", help="with --plan: list the items")
     run.add_argument(
         "--no-progress", action="store_true", help="no progress bar, log lines instead"
     )
@@ -96,13 +130,13 @@ def build_parser(job_cls: type[Job], prog: str | None = None) -> argparse.Argume
     params.add_argument(
         "--on-config-change",
         choices=["recompute", "continue", "abort"],
-        help="what to do if parameters changed since the cached run, when there is "
-        "no terminal to ask at",
+        help="what to do if parameters, code or libraries changed since the cached run, when "
+        "there is no terminal to ask at",
     )
     params.add_argument(
         "--force",
         action="store_true",
-        help="recompute everything if parameters changed, without asking",
+        help="recompute everything if parameters, code or libraries changed, without asking",
     )
     params.add_argument("--print-config", action="store_true", help="show the parameters and exit")
 
@@ -113,7 +147,10 @@ def build_parser(job_cls: type[Job], prog: str | None = None) -> argparse.Argume
         help=f"where workers run (default: {setting('cluster.kind')})",
     )
     cluster.add_argument(
-        "--workers", type=int, metavar="N", help="number of workers (default: one per core locally)"
+        "--workers",
+        type=positive,
+        metavar="N",
+        help="number of workers (default: one per core locally)",
     )
     cluster.add_argument(
         "--scheduler",
@@ -123,7 +160,8 @@ def build_parser(job_cls: type[Job], prog: str | None = None) -> argparse.Argume
     cluster.add_argument(
         "--dashboard-address",
         metavar="HOST:PORT",
-        help=f"where the dashboard listens (default: {setting('cluster.dashboard-address')})",
+        help=f"where the dashboard listens (default: {setting('cluster.dashboard-address')}; "
+        "':PORT' or '0.0.0.0:PORT' is every interface)",
     )
     cluster.add_argument(
         "--dry-run", action="store_true", help="print what would be started or submitted and exit"
@@ -133,7 +171,8 @@ def build_parser(job_cls: type[Job], prog: str | None = None) -> argparse.Argume
     return parser
 
 
-def _configure_logging(debug: bool) -> None:
+def configure_logging(debug: bool) -> None:
+    """nmbatch's own lines on the terminal; Dask's only with ``--debug`` (else the run's log)."""
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -144,91 +183,38 @@ def _configure_logging(debug: bool) -> None:
     logging.getLogger("nmbatch").setLevel(logging.DEBUG if debug else logging.INFO)
     if not debug:
         for name in ("distributed", "tornado", "bokeh"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def _interrupt_on_sigterm() -> None:
-    def handler(signum: int, frame: object) -> NoReturn:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-def adopt_former_cache(job_cls: type[Job], output: Path) -> None:
-    """Rename a cache folder left under one of the job's former names to its name."""
-    target = output / job_cls.name
-    for former in job_cls.former_names:
-        folder = output / former
-        if folder.is_dir() and not target.exists():
-            folder.rename(target)
-            print(f"{job_cls.name}: renamed the cache {folder} (the job's former name) to {target}")
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def run(job_cls: type[Job], argv: list[str] | None = None, prog: str | None = None) -> int:
     """Parse ``argv``, run the job, print the summary; return the exit code."""
     args = build_parser(job_cls, prog).parse_args(argv)
-    _configure_logging(args.debug)
-    _interrupt_on_sigterm()
+    configure_logging(args.debug)
+    interrupt_on_signals()
     args.output = Path(setting("output", args.output)).expanduser().resolve()
     program = shlex.split(prog) if prog else ["python", "-m", _package(job_cls)]
     rerun = shlex.join([*program, *(sys.argv[1:] if argv is None else argv)])
     try:
-        params = get_analysis_config(job_cls.name, args.config, args.set)
-        if args.print_config:
-            AnalysisCache(job_cls.name, params, lock=False).print_config()
-            return EXIT_OK
-        if args.dry_run:
-            print(backend_for(args).dry_run())
-            return EXIT_OK
-        job = job_cls.from_args(args)
-        job.validate_params(params)
-        params = job.resolve_params(params)
-        options = RunOptions(
-            retry_errors=args.retry_errors,
-            start=args.start,
-            end=args.end,
-            limit=args.limit,
-            only=args.only,
-            progress=False if args.no_progress else None,
-            tasks_per_thread=setting("runner.tasks-per-thread"),
-            task_duration_target=seconds("runner.task-duration-target"),
-            max_items_per_task=setting("runner.max-items-per-task"),
-            progress_interval=seconds("runner.progress-interval"),
-        )
-        adopt_former_cache(job_cls, args.output)
-        with AnalysisCache.for_job(
-            job,
-            params,
-            args.output,
-            batch_size=setting("cache.batch-size", args.batch_size),
-            save_interval=seconds("cache.save-interval"),
-            compact_after=setting("cache.compact-after"),
-        ) as cache:
-            cache.print_config()
-            cache.check_config(force=args.force, on_change=args.on_config_change)
-            listing = job.list_items(params)
-            todo, report = select_items(job, listing, params, cache, options)
-            if not args.scheduler:
-                options.expected_threads = backend_for(args).max_threads() or 0
-            if todo:
-                with connect(args) as client:
-                    print(f"Dask dashboard: {client.dashboard_link}", flush=True)
-                    print(
-                        f"{job.name}: {len(todo)} items to run; cache {cache.directory}", flush=True
-                    )
-                    execute(client, job, params, cache, listing, todo, report, options)
-            else:
-                job.on_saved(cache, listing)
-            print(format_summary(job, cache, listing, report, rerun))
+        return run_session(job_cls, args, rerun)
+    except NothingToRun as exc:
+        print(f"{job_cls.name}: {exc}")
+        return EXIT_OK
     except NmbatchError as exc:
         print(f"{job_cls.name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        problem = environment_problem(exc)
+        if problem is None:
+            raise
+        print(
+            f"{job_cls.name}: error: {problem}. Items that finished are kept in the cache; "
+            f"free the disk or choose another --output, then rerun: {rerun}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"\n{job_cls.name}: interrupted before items ran. Rerun: {rerun}", file=sys.stderr)
+        print(f"\n{job_cls.name}: interrupted before any item ran. Rerun: {rerun}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if report.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_ITEMS_FAILED if report.n_failed or report.skipped_failed else EXIT_OK
 
 
 def main(job_cls: type[Job], argv: list[str] | None = None) -> NoReturn:

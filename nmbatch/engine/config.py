@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,8 @@ def get_analysis_config(
     ConfigError
         Unknown analysis or parameter, or a file that cannot be read.
     """
-    params = load_job_defaults(name)
+    defaults = load_job_defaults(name)
+    params = defaults
     for path in config_files:
         try:
             text = Path(path).read_text()
@@ -146,7 +148,65 @@ def get_analysis_config(
         params = deep_merge(params, override)
     for assignment in sets:
         params = apply_set(params, *parse_set(assignment))
+    check_types(params, defaults)
     return params
+
+
+_TYPE_NAMES = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    str: "text",
+    list: "a list",
+    dict: "a mapping",
+}
+
+
+def _kind(value: Any) -> type | None:
+    for kind in (bool, int, float, str, list, dict):
+        if isinstance(value, kind):
+            return kind
+    return None
+
+
+def _fits(value: Any, default: Any) -> bool:
+    expected, got = _kind(default), _kind(value)
+    if default is None or expected is None:
+        return True
+    if expected is float:
+        return got in (int, float)
+    return got is expected
+
+
+def check_types(params: Mapping[str, Any], defaults: Mapping[str, Any], prefix: str = "") -> None:
+    """Refuse a value whose type differs from its default's (a whole number for a list, ...).
+
+    The job's YAML defaults are the schema: every parameter keeps its default's type
+    (an int is fine for a float; ``null`` defaults take anything), list items keep the
+    type of the default's items, and nested mappings are checked key by key. Keys that
+    the defaults do not have (new metric names in a mapping) are the job's to check.
+    """
+    for key, default in defaults.items():
+        if key not in params:
+            continue
+        value, dotted = params[key], f"{prefix}{key}"
+        if not _fits(value, default):
+            raise ConfigError(
+                f"parameter {dotted} must be {_TYPE_NAMES[_kind(default)]}, like its default "
+                f"{default!r}, not {value!r}"
+            )
+        if isinstance(default, Mapping):
+            check_types(value, default, dotted + ".")
+        elif isinstance(default, list) and default:
+            item_kinds = {_kind(v) for v in default}
+            if len(item_kinds) == 1:
+                example = default[0]
+                bad = [v for v in value if not _fits(v, example)]
+                if bad:
+                    raise ConfigError(
+                        f"parameter {dotted} must be a list of {_TYPE_NAMES[_kind(example)]}, "
+                        f"like its default {default!r}; {bad[0]!r} is not"
+                    )
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -198,8 +258,32 @@ def _canonical(value: Any) -> str:
 
 
 def config_hash(params: Mapping[str, Any]) -> str:
-    """Short stable hash of a parameter set; stored with every item record."""
+    """Short stable hash of a parameter set (or a provenance); stored with every record."""
     return hashlib.sha256(_canonical(dict(params)).encode()).hexdigest()[:12]
+
+
+def library_versions(distributions: Iterable[str]) -> dict[str, str]:
+    """Installed versions of the distributions a job declares as shaping its results."""
+    versions = {}
+    for dist in distributions:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+def provenance(code_version: str, libraries: Iterable[str]) -> dict[str, Any]:
+    """What besides parameters makes a result: nmbatch, the job's code, its libraries.
+
+    Compared like parameters (:func:`diff_config`): a change shows as
+    ``libraries.ibl-photometry: cached '0.3.4', current '0.3.5'``.
+    """
+    return {
+        "nmbatch_version": metadata.version("nmbatch"),
+        "code_version": str(code_version),
+        "libraries": library_versions(libraries),
+    }
 
 
 def _config_lines(params: Mapping[str, Any], indent: str = "") -> list[str]:
@@ -217,9 +301,9 @@ def format_config(name: str, params: Mapping[str, Any]) -> str:
     return "\n".join([f"=== {name} config ===", *_config_lines(params), ""])
 
 
-def format_diff(changes: list[ConfigChange]) -> str:
+def format_diff(changes: list[ConfigChange], title: str = "Config changed since last run:") -> str:
     """The seed's diff display: each dotted key with its cached and current value."""
-    lines = ["Config changed since last run:", ""]
+    lines = [title, ""]
     for change in changes:
         cached = repr(change.cached) if change.cached_present else "(absent)"
         current = repr(change.current) if change.current_present else "(absent)"

@@ -25,6 +25,7 @@ from nmbatch.engine.errors import StageError
 
 if TYPE_CHECKING:
     from nmbatch.engine.cache import AnalysisCache
+    from nmbatch.engine.report import ReportSection
 
 
 @dataclass(frozen=True)
@@ -224,4 +225,13 @@ class Job(ABC):
 
     def summary_lines(self, cache: AnalysisCache, listing: Listing | None) -> list[str]:
         """Extra lines for the closing summary (``listing`` is None when nothing was listed)."""
+        return []
+
+    @classmethod
+    def report_sections(cls, cache: AnalysisCache) -> list[ReportSection]:
+        """The job's own part of the HTML report, drawn from its cache alone (default: none).
+
+        A classmethod: the report is written after the run and by ``nmbatch report DIR``,
+        where no job object (and none of its command-line settings) exists.
+        """
         return []

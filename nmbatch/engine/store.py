@@ -1,9 +1,12 @@
 """Where a cache keeps its bytes: a narrow interface with swappable backends.
 
-The cache talks to a :class:`Store` in keys (``'items/00000001-00000001.parquet'``)
-and bytes. Every write is atomic: a reader sees the old value or the new one,
-never half a file. :class:`DirectoryStore` is the real one; :class:`MemoryStore`
-serves the seed's "run without a cache" mode and tests of the cache logic.
+The cache talks to a :class:`Store` in keys (``'items/0000000001-0000000001.1a2b3c4d.parquet'``)
+and bytes. Every write is atomic (:func:`atomic_write`: a hidden temporary name, fsync,
+rename), so a reader sees the old value or the new one, never half a file. Folders
+that readers list (``items``, ``results/<table>``) are *versioned*: :meth:`Store.swap_folder`
+replaces a folder's whole content in one step. :class:`DirectoryStore` is the real one;
+:class:`MemoryStore` serves the seed's "run without a cache" mode and tests of the cache
+logic. Capabilities are flags (``local_root``), not ``isinstance`` checks.
 """
 
 from __future__ import annotations
@@ -17,22 +20,56 @@ import socket
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import zarr
 import zarr.storage
 
+from nmbatch.engine import faults
 from nmbatch.engine.errors import CacheLockedError
+from nmbatch.engine.layout import ARRAYS_KEY, LOCK_KEY
 
-ARRAYS_KEY = "arrays.zarr"
-LOCK_KEY = ".lock"
+TEMP_SUFFIX = ".tmp"
+VERSION_MARK = ".v"
+
+
+def atomic_write(path: Path, data: bytes, sync: bool = True) -> None:
+    """Write ``path`` under a hidden name, fsync it (unless ``sync`` is False), rename it.
+
+    The temporary file is removed if anything fails (a full disk, a read-only one),
+    so a failed write leaves nothing behind. Files whose name carries their checksum
+    (a worker's staged outcome) skip the fsync: a process killed at any moment leaves
+    them whole, and what a power cut might tear is found by its checksum and run again.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class Store(ABC):
-    """Keyed, atomic byte storage plus a zarr store for arrays and a writer lock."""
+    """Keyed, atomic byte storage plus a zarr store for arrays and a writer lock.
+
+    Attributes
+    ----------
+    location : str
+        Where it is, for messages.
+    local_root : Path or None
+        A folder workers can write into themselves (their staged outcomes), or None
+        when only this process can reach the store.
+    """
 
     location: str
+    local_root: Path | None = None
 
     @abstractmethod
     def read_bytes(self, key: str) -> bytes:
@@ -52,16 +89,19 @@ class Store(ABC):
 
     @abstractmethod
     def exists(self, key: str) -> bool:
-        """Whether a key holds a value."""
+        """Whether a key holds a value (or is a folder)."""
+
+    @abstractmethod
+    def rename(self, source: str, target: str) -> None:
+        """Move a key or folder to ``target`` in one step, replacing a file there."""
+
+    @abstractmethod
+    def swap_folder(self, key: str, keep: Iterable[str], add: Mapping[str, bytes]) -> None:
+        """Make folder ``key`` hold exactly ``keep`` (names already in it) and ``add``, at once."""
 
     @abstractmethod
     def zarr_store(self) -> zarr.abc.store.Store:
         """The zarr store that holds the arrays (one group per item)."""
-
-    @property
-    def array_path(self) -> str | None:
-        """A path workers can open to write arrays themselves, or None (driver writes)."""
-        return None
 
     @contextlib.contextmanager
     def lock(self, holder: dict) -> Iterator[None]:
@@ -92,53 +132,60 @@ class MemoryStore(Store):
         names = {k[len(prefix) :].split("/")[0] for k in self._data if k.startswith(prefix)}
         return sorted(prefix + n for n in names if not n.startswith("."))
 
+    def _under(self, key: str) -> list[str]:
+        return [k for k in self._data if k == key or k.startswith(key.rstrip("/") + "/")]
+
     def delete(self, key: str) -> None:
-        for k in [k for k in self._data if k == key or k.startswith(key.rstrip("/") + "/")]:
+        for k in self._under(key):
             del self._data[k]
         if key == ARRAYS_KEY:
             self._zarr = zarr.storage.MemoryStore()
 
     def exists(self, key: str) -> bool:
-        return key in self._data
+        return bool(self._under(key))
+
+    def rename(self, source: str, target: str) -> None:
+        for k in self._under(source):
+            self._data[target + k[len(source) :]] = self._data.pop(k)
+
+    def swap_folder(self, key: str, keep: Iterable[str], add: Mapping[str, bytes]) -> None:
+        kept = {f"{key}/{name}": self._data[f"{key}/{name}"] for name in keep}
+        self.delete(key)
+        self._data.update(kept)
+        self._data.update({f"{key}/{name}": bytes(data) for name, data in add.items()})
 
     def zarr_store(self) -> zarr.abc.store.Store:
         return self._zarr
 
 
 class DirectoryStore(Store):
-    """Files under one folder; writes go to a hidden temporary name, then ``os.replace``.
+    """Files under one folder; every write goes through :func:`atomic_write`.
 
-    Hidden names (starting with ``.``) are skipped by :meth:`list` and by
-    pyarrow's dataset discovery, so a file half-written at a crash is never read;
-    :meth:`remove_leftovers` deletes such files when a run opens the cache.
+    Hidden names (starting with ``.``) are skipped by :meth:`list` and by pyarrow's
+    dataset discovery, so a file half-written at a crash is never read. A versioned
+    folder ``a/b`` is a link to ``a/.b.v000007``; :meth:`swap_folder` builds
+    ``.b.v000008`` (hard links to the files it keeps) and replaces the link.
     """
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.location = str(self.root)
-        self._lock_file = None
+        self.local_root = self.root
 
-    def _path(self, key: str) -> Path:
+    def path(self, key: str) -> Path:
         return self.root / key
 
     def read_bytes(self, key: str) -> bytes:
         try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
+            return self.path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
             raise KeyError(key) from None
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write(self.path(key), data)
 
     def list(self, prefix: str) -> list[str]:
-        folder = self._path(prefix)
+        folder = self.path(prefix)
         if not folder.is_dir():
             return []
         prefix = prefix.rstrip("/")
@@ -147,32 +194,82 @@ class DirectoryStore(Store):
         )
 
     def delete(self, key: str) -> None:
-        path = self._path(key)
-        if path.is_dir():
+        path = self.path(key)
+        if path.is_symlink():
+            target = path.resolve()
+            path.unlink()
+            shutil.rmtree(target, ignore_errors=True)
+        elif path.is_dir():
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
-        return self._path(key).exists()
+        return self.path(key).exists()
+
+    def rename(self, source: str, target: str) -> None:
+        destination = self.path(target)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path(source), destination)
+
+    def ensure_folder(self, key: str) -> None:
+        """Create the versioned folder ``key`` (a link to its first version) if it is missing."""
+        link = self.path(key)
+        if link.is_symlink() or link.is_dir():
+            return
+        link.parent.mkdir(parents=True, exist_ok=True)
+        version = link.with_name(f".{link.name}{VERSION_MARK}000001")
+        version.mkdir(exist_ok=True)
+        _replace_link(link, version.name)
+
+    def swap_folder(self, key: str, keep: Iterable[str], add: Mapping[str, bytes]) -> None:
+        self.ensure_folder(key)
+        link = self.path(key)
+        current = link.resolve()
+        number = int(current.name.rpartition(VERSION_MARK)[2]) + 1
+        nxt = link.with_name(f".{link.name}{VERSION_MARK}{number:06d}")
+        shutil.rmtree(nxt, ignore_errors=True)  # a version an interrupted swap left unfinished
+        nxt.mkdir()
+        for name in keep:
+            os.link(current / name, nxt / name)
+        for name, data in add.items():
+            atomic_write(nxt / name, data)
+        _fsync_dir(nxt)
+        faults.checkpoint("swap-built")
+        _replace_link(link, nxt.name)
+        faults.checkpoint("swap-linked")
+        shutil.rmtree(current, ignore_errors=True)
+
+    def orphan_versions(self, key: str) -> list[Path]:
+        """Versions of folder ``key`` its link does not point at (left by a crash)."""
+        link = self.path(key)
+        if not link.parent.is_dir():
+            return []
+        live = link.resolve() if link.is_symlink() else None
+        stem = f".{link.name}{VERSION_MARK}"
+        return [
+            p
+            for p in link.parent.iterdir()
+            if p.name.startswith(stem) and p.name[len(stem) :].isdigit() and p != live
+        ]
+
+    def is_versioned(self, key: str) -> bool:
+        return self.path(key).is_symlink()
 
     def zarr_store(self) -> zarr.abc.store.Store:
-        return zarr.storage.LocalStore(self._path(ARRAYS_KEY))
+        return zarr.storage.LocalStore(self.path(ARRAYS_KEY))
 
-    @property
-    def array_path(self) -> str | None:
-        return str(self._path(ARRAYS_KEY))
-
-    def remove_leftovers(self, prefixes: tuple[str, ...]) -> list[str]:
-        """Delete hidden temporary files a crash left under ``prefixes``; return their keys."""
+    def remove_temp_files(self, skip: tuple[str, ...] = (ARRAYS_KEY,)) -> list[str]:
+        """Delete hidden temporary files a crash left in the cache (not under ``skip``)."""
         removed = []
-        for prefix in prefixes:
-            folder = self._path(prefix)
-            if not folder.is_dir():
-                continue
-            for entry in folder.rglob(".*.tmp"):
-                entry.unlink(missing_ok=True)
-                removed.append(str(entry.relative_to(self.root)))
+        for dirpath, dirnames, names in os.walk(self.root):
+            if Path(dirpath) == self.root:
+                dirnames[:] = [d for d in dirnames if d not in skip]
+            for name in names:
+                if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                    path = Path(dirpath) / name
+                    path.unlink(missing_ok=True)
+                    removed.append(str(path.relative_to(self.root)))
         return removed
 
     @contextlib.contextmanager
@@ -183,7 +280,7 @@ class DirectoryStore(Store):
         it depends on the mount: see the README.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self._path(LOCK_KEY), "a+") as fh:
+        with open(self.path(LOCK_KEY), "a+") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -201,12 +298,13 @@ class DirectoryStore(Store):
                 fh.flush()
                 yield
             finally:
-                fh.seek(0)
-                fh.truncate()
+                with contextlib.suppress(OSError):
+                    fh.seek(0)
+                    fh.truncate()
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def lock_holder(self) -> dict | None:
-        path = self._path(LOCK_KEY)
+        path = self.path(LOCK_KEY)
         if not path.exists():
             return None
         with open(path) as fh:
@@ -219,6 +317,29 @@ class DirectoryStore(Store):
                     return {}
             fcntl.flock(fh, fcntl.LOCK_UN)
         return None
+
+
+def _replace_link(link: Path, target_name: str) -> None:
+    """Point ``link`` at its sibling ``target_name`` in one step (symlink, then rename)."""
+    tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.link{TEMP_SUFFIX}")
+    os.symlink(target_name, tmp)
+    try:
+        if link.is_dir() and not link.is_symlink():
+            raise FileExistsError(f"{link} is a folder, not a versioned link")
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(link.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def lock_holder_info(command: str) -> dict:

@@ -1,9 +1,10 @@
-"""What runs inside a Dask task: a job's items, each turned into an outcome.
+"""What runs inside a Dask task: a job's items, each turned into a record, made durable here.
 
-An outcome is a plain dict the driver stores: ``status`` ``'done'`` with the
-item's tables (already cast to their schemas) or ``'failed'`` with the error
-record. Arrays are written here, into the item's own zarr group, so large
-arrays never travel back to the driver.
+A task runs one item, or a few very short ones in a row. Before it returns, the
+worker writes the items' result rows, arrays and records into the task's own
+folder under ``staging/`` (results and arrays first, records last), so a driver
+killed at any moment loses nothing that finished: it only commits staged folders
+into the cache, and the next run commits what it did not get to.
 """
 
 from __future__ import annotations
@@ -11,17 +12,31 @@ from __future__ import annotations
 import os
 import socket
 import time
-import traceback
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
-import zarr
-import zarr.storage
 
-from nmbatch.engine.cache import to_arrow, write_item_arrays
-from nmbatch.engine.errors import StageError
 from nmbatch.engine.job import Item, ItemContext, Job
+from nmbatch.engine.layout import ARRAYS_KEY, STAGING_PREFIX
+from nmbatch.engine.outcome import ItemRecord, Stamp, TaskOutcome, done_record, failed_record
+from nmbatch.engine.parts import mark_started, stage_task, to_arrow
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything a task needs besides its items; the same object for every task of a run."""
+
+    job: Job
+    params: Mapping[str, Any]
+    schemas: Mapping[str, pa.Schema]
+    id_column: str
+    label_column: str
+    stamp: Stamp
+    cache_root: str
 
 
 def worker_name() -> str:
@@ -34,67 +49,62 @@ def worker_name() -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def describe_failure(exc: BaseException, ctx: ItemContext) -> dict[str, Any]:
-    """The error-record fields of an exception raised by an item."""
-    if isinstance(exc, StageError):
-        stage = exc.stage
-    else:
-        stage = ctx.failed_stage or ctx.stage_name or "run"
-    cause = exc.__cause__ if isinstance(exc, StageError) and exc.__cause__ is not None else exc
-    message = str(exc)
-    if cause is not exc and str(cause) not in message:
-        message = f"{message} ({type(cause).__name__}: {cause})"
-    return {
-        "stage": stage,
-        "error_type": type(cause).__name__,
-        "error_message": message or type(cause).__name__,
-        "traceback": "".join(traceback.format_exception(exc)),
-    }
-
-
 def run_one(
-    job: Job,
-    item: Item,
-    params: Mapping[str, Any],
-    schemas: Mapping[str, pa.Schema],
-    id_column: str,
-    array_path: str | None,
-) -> dict[str, Any]:
-    """Run one item and return its outcome; never raises for the item's own errors."""
-    ctx = ItemContext(item, params)
+    spec: TaskSpec, item: Item, attempt: int, worker: str
+) -> tuple[ItemRecord, dict[str, pa.Table], dict[str, np.ndarray]]:
+    """Run one item; its record, its rows cast to their schemas, its arrays. Never raises."""
+    ctx = ItemContext(item, spec.params)
     started = time.perf_counter()
-    outcome: dict[str, Any] = {"id": item.id, "label": item.label, "worker": worker_name()}
+    common = {"attempt": attempt, "worker": worker, "fingerprint": item.fingerprint}
     try:
-        result = job.run_item(item, ctx)
+        result = spec.job.run_item(item, ctx)
         with ctx.stage("store"):
-            tables: dict[str, Any] = {}
+            tables = {}
             for name, rows in result.tables.items():
-                if name not in schemas:
+                if name not in spec.schemas:
                     raise ValueError(
-                        f"table '{name}' is not declared in {type(job).__name__}.table_schemas"
+                        f"table '{name}' is not declared in {type(spec.job).__name__}.table_schemas"
                     )
-                tables[name] = to_arrow(rows, schemas[name], item.id, id_column)
-            arrays = result.arrays or None
-            if arrays and array_path is not None:
-                root = zarr.open_group(zarr.storage.LocalStore(array_path), mode="a")
-                write_item_arrays(root, item.id, arrays)
-                arrays = None
-        outcome.update(
-            status="done", tables=tables, arrays=arrays, flags={**ctx.flags, **result.flags}
+                tables[name] = to_arrow(rows, spec.schemas[name], item.id, spec.id_column)
+        record = done_record(
+            item.id,
+            item.label,
+            spec.stamp,
+            flags={**ctx.flags, **result.flags},
+            duration_s=time.perf_counter() - started,
+            **common,
         )
+        return record, tables, dict(result.arrays)
     except Exception as exc:  # an item's failure, of any kind, becomes its error record
-        outcome.update(status="failed", flags=dict(ctx.flags), **describe_failure(exc, ctx))
-    outcome["duration_s"] = time.perf_counter() - started
-    return outcome
+        record = failed_record(
+            item.id,
+            item.label,
+            spec.stamp,
+            exc,
+            stage=ctx.failed_stage or ctx.stage_name,
+            flags=dict(ctx.flags),
+            duration_s=time.perf_counter() - started,
+            **common,
+        )
+        return record, {}, {}
 
 
-def run_items(
-    job: Job,
-    items: Sequence[Item],
-    params: Mapping[str, Any],
-    schemas: Mapping[str, pa.Schema],
-    id_column: str,
-    array_path: str | None,
-) -> list[dict[str, Any]]:
-    """The Dask task: a few items in a row (one, unless items are very short)."""
-    return [run_one(job, item, params, schemas, id_column, array_path) for item in items]
+def run_task(
+    spec: TaskSpec, task: str, items: Sequence[Item], attempts: Sequence[int]
+) -> TaskOutcome:
+    """The Dask task: run ``items`` and stage their outcome under ``staging/<task>/``."""
+    worker = worker_name()
+    folder = Path(spec.cache_root) / STAGING_PREFIX / task
+    mark_started(folder, worker)
+    records: list[ItemRecord] = []
+    tables: dict[str, list[pa.Table]] = {}
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    for item, attempt in zip(items, attempts, strict=True):
+        record, item_tables, item_arrays = run_one(spec, item, attempt, worker)
+        records.append(record)
+        for name, table in item_tables.items():
+            tables.setdefault(name, []).append(table)
+        if item_arrays:
+            arrays[item.id] = item_arrays
+    stage_task(folder, ARRAYS_KEY, records, tables, arrays, spec.id_column, spec.label_column)
+    return TaskOutcome(task, (), f"{STAGING_PREFIX}/{task}")

@@ -8,12 +8,15 @@ recording already listed (the first row wins). Output files go directly in the
 output folder as ``<recording>.h5`` (the engine's cache for the job is
 ``<output>/mea/``); a recording whose file already holds every requested step
 with the current parameters is complete and skipped, unless ``--overwrite``.
+The lab sheet's export (step 8) and the label folder (step 9) default to
+``gsheet_table.csv`` (or ``.xlsx``) and ``labels/`` next to the mapping CSV.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +31,17 @@ from nmbatch.engine.job import Item, ItemContext, ItemResult, Job, Listing
 from nmbatch.mea import output
 from nmbatch.mea.axon.run_settings import ApSettings
 from nmbatch.mea.demo import ensure_demo
-from nmbatch.mea.pipeline import RecordingFiles, process_recording
+from nmbatch.mea.errors import InputError
+from nmbatch.mea.pipeline import RecordingFiles, Sources, process_recording
+from nmbatch.mea.sheet import read_sheet
+from nmbatch.mea.soma import check_params as check_soma_params
 from nmbatch.mea.steps import format_steps, parse_steps, resolve
 
 log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("cmcr_path", "cmtr_path", "matched")
+SHEET_NAMES = ("gsheet_table.csv", "gsheet_table.xlsx")
+LABEL_FOLDER = "labels"
 MAX_RECORDING_LINES = 20  # per-recording lines in the closing summary (the seed's "Units, Steps")
 TRUE = {"true", "1", "yes", "y", "t"}
 POSITIVE = (
@@ -45,7 +53,22 @@ POSITIVE = (
     "frame_percentile",
     "frame_threshold",
     "sta_frames",
+    "soma_baseline_frames",
+    "soma_smooth_sigma_frames",
+    "soma_savgol_window",
+    "soma_threshold",
+    "rf_baseline_frames",
+    "rf_temporal_sigma",
+    "rf_min_peak_z",
+    "rf_center_bound_px",
+    "rf_sigma_min",
+    "rf_sigma_max",
+    "rf_max_evaluations",
+    "dsgc_noise_pixel_px",
+    "dsgc_electrode_px",
+    "dsgc_n_shuffles",
 )
+AT_MOST_ONE = ("soma_threshold",)
 
 
 def recording_name(cmcr_path: str) -> str:
@@ -55,10 +78,47 @@ def recording_name(cmcr_path: str) -> str:
 
 
 def _in_range(key: str, value: Any) -> bool:
-    """Numbers must be >= 0, and > 0 for the keys in POSITIVE; text is free."""
+    """Numbers must be >= 0, > 0 for the keys in POSITIVE, <= 1 for AT_MOST_ONE; text is free."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return key not in POSITIVE
+    if key in AT_MOST_ONE and value > 1:
+        return False
     return value > 0 if key in POSITIVE else value >= 0
+
+
+def default_sheet(folder: Path) -> Path:
+    """The sheet export next to the mapping CSV: the first of SHEET_NAMES that exists."""
+    return next(
+        (folder / n for n in SHEET_NAMES if (folder / n).is_file()), folder / SHEET_NAMES[0]
+    )
+
+
+def read_mapping(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """The mapping CSV's rows with their line numbers; DataSourceError naming line and cause."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataSourceError(
+            f"{path}, line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "save the mapping CSV as UTF-8"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataSourceError(f"{path} lacks column(s) {', '.join(missing)}")
+    rows = []
+    for row in reader:
+        short = [c for c in CSV_COLUMNS if row.get(c) is None]
+        if short:
+            given = sum(v is not None for k, v in row.items() if k is not None)
+            raise DataSourceError(
+                f"{path}, line {reader.line_num}: a short row ({given} of "
+                f"{len(reader.fieldnames)} fields; {', '.join(short)} missing)"
+            )
+        rows.append((reader.line_num, row))
+    return rows
 
 
 def _steps_option(value: str) -> tuple[int, ...] | str:
@@ -78,13 +138,13 @@ class RecordingListing(Listing):
 
 
 class MeaJob(Job):
-    """CMCR/CMTR recordings through the MEA pipeline steps (1-5 here) to ``<recording>.h5``."""
+    """CMCR/CMTR recordings through the MEA pipeline steps to ``<recording>.h5``."""
 
     name = "mea"
     description = "Retina MEA recordings (CMCR/CMTR) through pipeline steps to one HDF5 each"
     id_column = "recording"
     label_column = "cmtr_file"
-    code_version = "1"
+    code_version = "2"
     result_libraries = ("McsPyDataTools", "h5py", "numpy", "scipy", "torch")
 
     def __init__(
@@ -94,11 +154,16 @@ class MeaJob(Job):
         stimuli: Path | None = None,
         steps: Sequence[int] | str = "all",
         overwrite: bool = False,
+        sheet: Path | None = None,
+        labels: Path | None = None,
         ap: ApSettings | None = None,
     ):
         self.csv_path = Path(csv_path)
         self.output_dir = Path(output_dir)
         self.stimuli = Path(stimuli) if stimuli else self.csv_path.parent / "stimuli"
+        self.sheet_given, self.labels_given = sheet is not None, labels is not None
+        self.sheet = Path(sheet) if sheet else default_sheet(self.csv_path.parent)
+        self.labels = Path(labels) if labels else self.csv_path.parent / LABEL_FOLDER
         self.ap = ap or ApSettings()  # step 10's model file and device (run settings)
         numbers = parse_steps(steps) if isinstance(steps, str) else tuple(sorted(set(steps)))
         if isinstance(steps, str) and steps.strip().lower() == "all":
@@ -130,6 +195,18 @@ class MeaJob(Job):
             "default: 'stimuli' next to the CSV",
         )
         parser.add_argument(
+            "--sheet",
+            type=Path,
+            help="the lab sheet exported as CSV or XLSX (step 8); default: gsheet_table.csv "
+            "(or .xlsx) next to the CSV",
+        )
+        parser.add_argument(
+            "--labels",
+            type=Path,
+            help="folder of cell-type label files (step 9: CSV, JSON, parquet, legacy .pkl); "
+            "default: 'labels' next to the CSV",
+        )
+        parser.add_argument(
             "--steps",
             type=_steps_option,
             default="all",
@@ -153,7 +230,16 @@ class MeaJob(Job):
         else:
             csv_path = args.csv
         ap = ApSettings.from_args(args, demo=args.demo)
-        return cls(csv_path, args.output, stimuli, args.steps, args.overwrite, ap)
+        return cls(
+            csv_path,
+            args.output,
+            stimuli,
+            args.steps,
+            args.overwrite,
+            args.sheet,
+            args.labels,
+            ap,
+        )
 
     def table_schemas(self, params: Mapping[str, Any]) -> dict[str, pa.Schema]:
         return {
@@ -168,6 +254,7 @@ class MeaJob(Job):
                     ("steps_completed", pa.string()),
                     ("n_steps", pa.int32()),
                     ("steps_run", pa.string()),
+                    ("warnings", pa.string()),
                 ]
             )
         }
@@ -181,6 +268,11 @@ class MeaJob(Job):
         bad = [k for k in needed if not _in_range(k, params[k])]
         if bad:
             raise ConfigError(f"mea: parameter(s) out of range: {', '.join(bad)}")
+        if 6 in self.steps:
+            frames = int(params["eimage_samples_before"]) + int(params["eimage_samples_after"])
+            problem = check_soma_params(params, frames)
+            if problem:
+                raise ConfigError(f"mea: {problem}")
         if 10 in self.steps:
             self.ap.validate(params)
 
@@ -197,16 +289,12 @@ class MeaJob(Job):
                 f"stimulus folder not found: {self.stimuli} (steps {format_steps(self.steps)} "
                 "need it; give it with --stimuli)"
             )
-        with open(self.csv_path, newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise DataSourceError(f"{self.csv_path} lacks column(s) {', '.join(missing)}")
-            rows = list(reader)
+        rows = read_mapping(self.csv_path)
+        self._check_sheet_and_labels(params)
         items: list[Item] = []
         skipped: dict[str, list[str]] = {"unmatched": [], "missing path": [], "repeated": []}
         seen: set[str] = set()
-        for line, row in enumerate(rows, start=2):
+        for line, row in rows:
             cmcr, cmtr = (row[c].strip() for c in ("cmcr_path", "cmtr_path"))
             name = recording_name(cmcr) if cmcr else f"line {line}"
             if row["matched"].strip().lower() not in TRUE:
@@ -228,6 +316,22 @@ class MeaJob(Job):
             f"; not processed: {counts}" * bool(counts),
         )
         return RecordingListing(items, not_processed)
+
+    def _check_sheet_and_labels(self, params: Mapping[str, Any]) -> None:
+        """DataSourceError for a sheet or label folder that was asked for and cannot be used."""
+        if 8 in self.steps and (self.sheet_given or self.sheet.is_file()):
+            try:
+                sheet = read_sheet(self.sheet)
+            except InputError as exc:
+                raise DataSourceError(f"{exc} (--sheet)") from None
+            column = params["sheet_match_column"]
+            if column not in sheet.columns:
+                raise DataSourceError(
+                    f"sheet {self.sheet} has no column {column!r} (sheet_match_column); its "
+                    f"columns: {', '.join(sheet.columns)}"
+                )
+        if 9 in self.steps and self.labels_given and not self.labels.is_dir():
+            raise DataSourceError(f"label folder not found: {self.labels} (--labels)")
 
     def _path(self, value: str) -> Path:
         path = Path(value)
@@ -253,12 +357,13 @@ class MeaJob(Job):
     def run_item(self, item: Item, ctx: ItemContext) -> ItemResult:
         rec = RecordingFiles(item.id, Path(item.data["cmcr"]), Path(item.data["cmtr"]))
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        sources = Sources(self.stimuli, self.sheet, self.labels)
         row = process_recording(
             rec,
             resolve(self.steps),
             ctx.params,
             self.output_dir,
-            self.stimuli,
+            sources,
             self.overwrite,
             ctx,
             self.ap.step_settings(),
@@ -278,6 +383,19 @@ class MeaJob(Job):
                 lines.append(f"  {row.recording}: Units: {row.n_units}, Steps: {row.n_steps}")
             if len(table) > MAX_RECORDING_LINES:
                 lines.append(f"  ... and {len(table) - MAX_RECORDING_LINES} more")
+            warned = table[table["warnings"].fillna("") != ""]
+            if len(warned):
+                lines.append(
+                    f"Recordings with warnings: {len(warned)} (see the item flags), e.g. "
+                    f"{warned['warnings'].iloc[0].split(' | ')[0]}"
+                )
         for reason, names in (listing.rows_not_processed if listing else {}).items():
             lines.append(f"CSV rows not processed ({reason}): {len(names)}, e.g. {names[0]}")
         return lines
+
+    @classmethod
+    def report_sections(cls, cache) -> list:
+        """Unit counts; units, somas, fields and tuning per recording (nmbatch.mea.report)."""
+        from nmbatch.mea import report  # bokeh is for the driver, not the workers
+
+        return report.report_sections(cache)

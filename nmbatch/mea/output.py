@@ -8,13 +8,35 @@
         eimage_sta               (50, 65, 65) float32 (step 1; absent for a unit without spikes)
         spike_times_sectioned/<movie>/...   (step 3)
         sta_<movie>              (60, 15, 15) float32 (step 4)
+        soma_geometry/           (step 6; absent without eimage_sta) attrs center_row,
+                                 center_col (0-based electrodes), area (electrodes), size_x,
+                                 size_y, equivalent_diameter; ptp_map (65, 65) float32
+        rf_geometry/             (step 7) attrs status (fitted, too_noisy, fit_failed, no_sta),
+                                 reason, movie, n_spikes, polarity, peak_frame, peak_z,
+                                 center_x, center_y (noise pixels, x = column), sigma_x >=
+                                 sigma_y, angle (rad, from +x towards +y), amplitude, offset,
+                                 r_squared (NaN without a fit); dog/, on/, off/ (attrs of those
+                                 fits, each with r_squared and reason); spatial_map,
+                                 temporal_profile
+        auto_label               text, '' for none (step 9); attrs labelled, source
+        dsgc/                    (step 11) attrs position_source (rf, soma, none),
+                                 position_x, position_y (stimulus px), dsi, osi,
+                                 preferred_direction_deg, p_value, reason; directions_deg,
+                                 responses, trial_directions_deg, trial_counts,
+                                 trials_start_end, trials_spike_times, trials_spike_offsets
         ap_tracking/             attrs: detected, reason (why not), r2, direction_deg, length_px,
                                  n_points, soma_row/col, onh_distance_px, onh_angle_deg (step 10)
           probability            (50, 65, 65) float32 axon probability per voxel (0 at the border)
           path                   (n, 3) frame, row, col of the axon's centroids (if detected)
       stimulus/                  frame_times, section_time/<movie>, movie_frames/<movie> (step 2)
-      metadata/recording         attrs: sampling rate, samples, duration (step 1)
+      metadata/recording         attrs: sampling rate, samples, duration, sensor_samples (step 1)
       metadata/cmcr_meta, cmtr_meta   root attributes of the source files (step 5)
+      metadata/gsheet_row        attrs: the lab sheet's row, one per column (step 8)
+      metadata/gsheet_source     attrs: file, match_column, status, lines (step 8)
+      metadata/cell_type         attrs: status, folder, files, n_labelled, n_unlabelled,
+                                 unknown_units (step 9)
+      metadata/dsgc              attrs: status (done, not_applicable), reason, movie,
+                                 n_directions, n_repetitions, margin_frames (step 11)
       metadata/ap_tracking       attrs: onh_found, reason, onh_row/col, r2_threshold, n_used, ...;
         units_used               unit ids whose axons placed the ONH (step 10)
       pipeline/completed_steps   int array of the steps done

@@ -40,6 +40,15 @@ class RecordingFiles:
     cmtr: Path
 
 
+@dataclass(frozen=True)
+class Sources:
+    """What the steps read besides the CMCR/CMTR: stimulus folder, sheet export, label folder."""
+
+    stimuli: Path
+    sheet: Path | None = None
+    labels: Path | None = None
+
+
 @dataclass
 class Plan:
     """Steps to run (in order) and completed steps whose results become invalid."""
@@ -115,13 +124,15 @@ def process_recording(
     requested: list[Step],
     params: Mapping[str, Any],
     out_dir: Path,
-    stimuli: Path,
+    sources: Sources,
     overwrite: bool,
     ctx: ItemContext,
     settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Bring ``<out_dir>/<rec.name>.h5`` up to the requested steps; return its summary row.
 
+    Warnings of the steps that ran go to ``ctx.flags['warnings']`` (kept even when a
+    later step fails) and to the row's ``warnings`` column.
     ``settings`` are the untracked run settings steps get (:class:`StepInput`).
     """
     final = out_dir / f"{rec.name}.h5"
@@ -131,7 +142,7 @@ def process_recording(
         todo = plan(requested, state, params, overwrite)
     if not todo.run:
         ctx.flags["completed_steps"] = sorted(state.steps)
-        return output.summarize(final) | {"steps_run": ""}
+        return output.summarize(final) | {"steps_run": "", "warnings": ""}
     _check_prerequisites(todo, state, rec.name, final, ctx)
     raw = None
     tmp = None
@@ -144,7 +155,17 @@ def process_recording(
         failure = None
         with f:
             f.attrs.update(recording=rec.name, cmcr_path=str(rec.cmcr), cmtr_path=str(rec.cmtr))
-            inp = StepInput(rec.name, f, params, stimuli, raw, dict(settings or {}))
+            inp = StepInput(
+                rec.name,
+                f,
+                params,
+                sources.stimuli,
+                raw,
+                sources.sheet,
+                sources.labels,
+                settings=dict(settings or {}),
+            )
+            warnings: list[str] = []
             for s in todo.run:
                 try:
                     with stage(ctx, s.stage, rec.name):
@@ -154,6 +175,13 @@ def process_recording(
                     output.remove_paths(f, [*s.outputs, f"{output.RECORDS}/{s.stage}"])
                     failure = exc
                     break
+                finally:
+                    for message in inp.warnings:
+                        warnings.append(f"{s.stage}: {rec.name}: {message}")
+                        log.warning("%s", warnings[-1])
+                    inp.warnings.clear()
+                    if warnings:
+                        ctx.flags["warnings"] = list(warnings)
             done = set(output.completed_steps(f))
         before = set(state.steps) if state else set()
         keep = failure is None or done > before
@@ -167,7 +195,10 @@ def process_recording(
             raise failure
         summary = output.summarize(final)
         log.info("Saved: %s  Units: %d, Steps: %d", final, summary["n_units"], summary["n_steps"])
-        return summary | {"steps_run": format_steps(s.number for s in todo.run)}
+        return summary | {
+            "steps_run": format_steps(s.number for s in todo.run),
+            "warnings": " | ".join(warnings),
+        }
     finally:
         if raw is not None:
             raw.close()

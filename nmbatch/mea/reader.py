@@ -157,6 +157,12 @@ class RawRecording:
 
     @property
     def n_samples(self) -> int:
+        """Samples of the recording: the length of its analog stream (frame pulses)."""
+        return int(self._analog.shape[1])
+
+    @property
+    def n_sensor_samples(self) -> int:
+        """Samples of sensor data; a CMCR may hold sensor data for only part of the recording."""
         return int(self._sensor.shape[0])
 
     @property

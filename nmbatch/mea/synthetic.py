@@ -3,9 +3,9 @@
 Units sit on soma electrodes and leave a spatio-temporal spike waveform around
 them in the 65 x 65 sensor data; a display runs a playlist at 60 fps and marks
 every frame with a pulse on an analog channel; units fire from a Poisson process
-whose rate follows a receptive field on the dense-noise movie and ON/OFF steps
-on the flash movie. :mod:`nmbatch.mea.demo` writes the model to CMCR/CMTR files;
-the eimage benchmark streams :class:`SensorSynth` blocks without a file.
+whose rate follows the movie on screen (receptive fields, flashes, a moving bar:
+:mod:`nmbatch.mea.synthetic_visual`). :mod:`nmbatch.mea.demo` writes the model to
+CMCR/CMTR files; the eimage benchmark streams :class:`SensorSynth` blocks without a file.
 """
 
 from __future__ import annotations
@@ -17,33 +17,27 @@ import numpy as np
 
 from nmbatch.mea.axon.planted import PlantedAxon, axon_entries, plant_entries
 from nmbatch.mea.mcs_layout import N_COLS, N_ROWS
+from nmbatch.mea.synthetic_visual import Movie, assign_visual, frame_rates, noise_movie
 
 FS = 20_000.0
 DISPLAY_FPS = 60.0
-NOISE_SHAPE = (15, 15)
 STARTUP_PULSES = 4
 PULSE_SAMPLES = 40
 REFRACTORY_SAMPLES = 40
 WAVEFORM_OFFSETS = np.arange(-8, 24)
 AXON_LAGS = np.arange(-4, 40)  # samples around a spike that its axon may reach
 FOOTPRINT_RADIUS = 4
-RF_LAG_FRAMES = 3
-NOISE_BASE_HZ, NOISE_GAIN = 10.0, 5.0  # rate = base * exp(gain * RF drive in [-1, 1])
-
-
-@dataclass(frozen=True)
-class Movie:
-    """One playlist entry: a noise movie (RF drive), a flash movie (trials) or gray."""
-
-    name: str
-    n_frames: int
-    kind: str
-    config: dict | None = None
 
 
 @dataclass
 class UnitModel:
-    """Ground truth of one unit. ``row``/``col`` are 1-based electrodes, ``rf`` a 0-based pixel."""
+    """Ground truth of one unit. ``row``/``col`` are 1-based electrodes, ``rf`` a 0-based pixel.
+
+    ``rf`` is the noise pixel where the receptive field peaks; ``rf_center`` (y, x) its
+    exact centre in noise pixels, ``rf_sigma`` (major, minor) in noise pixels,
+    ``rf_angle`` the major axis' angle (radians, from +x towards +y); ``rf_sign`` +1
+    ON, -1 OFF, 0 none. ``ds_preferred_deg`` is NaN for a unit not direction-tuned.
+    """
 
     unit_id: int
     row: int
@@ -56,6 +50,12 @@ class UnitModel:
     axon: PlantedAxon | None = None  # its axon's ground truth (step 10), None: no axon
     spikes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     excluded: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    rf_center: tuple[float, float] = (7.0, 7.0)
+    rf_sigma: tuple[float, float] = (1.0, 1.0)
+    rf_angle: float = 0.0
+    ds_preferred_deg: float = float("nan")
+    ds_kappa: float = 0.0
+    bar_peak_hz: float = 0.0
 
 
 @dataclass
@@ -169,52 +169,6 @@ def display_timeline(
     )
 
 
-def noise_movie(rng: np.random.Generator, n_frames: int) -> np.ndarray:
-    """Binary dense noise (frames, 15, 15) of 0/255, a new pattern every display frame.
-
-    (Lab noise movies hold each pattern for 4 frames, 15 Hz on a 60 fps display;
-    a new pattern per frame gives short synthetic recordings 4x more of them.)
-    """
-    return rng.integers(0, 2, (n_frames, *NOISE_SHAPE), dtype=np.uint8) * np.uint8(255)
-
-
-def trial_starts(config: dict) -> np.ndarray:
-    """First frame of every trial relative to the movie start (groups separated by a gap)."""
-    i = np.arange(config["repeat"])
-    starts = config["start_frame"] + i * config["trial_length_frame"]
-    if config.get("group_count"):
-        starts = starts + (i // config["group_count"]) * config.get("group_gap_frame", 0)
-    return starts
-
-
-def frame_rates(unit: UnitModel, model: RecordingModel, base_hz: float = 8.0) -> np.ndarray:
-    """Firing rate (Hz) of a unit during every display frame of the playlist."""
-    rates = np.full(model.frame_times.size, base_hz)
-    weights = _rf_weights(unit.rf)
-    for movie in model.playlist:
-        first = model.movie_start[movie.name]
-        frames = slice(first, first + movie.n_frames)
-        if movie.kind == "noise":
-            contrast = model.movies[movie.name].astype(float) / 127.5 - 1.0
-            drive = unit.rf_sign * np.tensordot(contrast, weights, axes=2)
-            lagged = np.concatenate([np.zeros(RF_LAG_FRAMES), drive[:-RF_LAG_FRAMES]])
-            rates[frames] = NOISE_BASE_HZ * np.exp(NOISE_GAIN * lagged)
-        elif movie.kind == "flash" and movie.config:
-            half = movie.config["trial_length_frame"] // 2
-            on = np.zeros(movie.n_frames, bool)
-            for s in trial_starts(movie.config):
-                window = slice(s, s + half) if unit.rf_sign > 0 else slice(s + half, s + 2 * half)
-                on[window] = True
-            rates[frames] = np.where(on, 60.0, base_hz / 2)
-    return rates
-
-
-def _rf_weights(center: tuple[int, int], sigma: float = 0.5) -> np.ndarray:
-    y, x = np.mgrid[: NOISE_SHAPE[0], : NOISE_SHAPE[1]]
-    w = np.exp(-((y - center[0]) ** 2 + (x - center[1]) ** 2) / (2 * sigma**2))
-    return w / w.sum()
-
-
 def poisson_spikes(
     rng: np.random.Generator, edges: np.ndarray, rates: np.ndarray, n_samples: int
 ) -> np.ndarray:
@@ -232,17 +186,21 @@ def poisson_spikes(
     return spikes.astype(np.int64)
 
 
-def place_units(rng: np.random.Generator, n_units: int, n_silent: int = 0) -> list[UnitModel]:
-    """Units on distinct soma electrodes (>= 8 apart, off the border) with distinct RF pixels."""
+def place_units(
+    rng: np.random.Generator, n_units: int, n_silent: int = 0, spacing: int = 8
+) -> list[UnitModel]:
+    """Units on distinct soma electrodes (>= ``spacing`` apart, off the border)."""
     somas: list[tuple[int, int]] = []
+    attempts = 0
     while len(somas) < n_units:
+        attempts += 1
+        if attempts > 1000 * n_units:
+            raise ValueError(f"cannot place {n_units} units {spacing} electrodes apart")
         r, c = (int(v) for v in rng.integers(FOOTPRINT_RADIUS + 2, N_ROWS - FOOTPRINT_RADIUS, 2))
-        if all(max(abs(r - r0), abs(c - c0)) >= 8 for r0, c0 in somas):
+        if all(max(abs(r - r0), abs(c - c0)) >= spacing for r0, c0 in somas):
             somas.append((r, c))
-    rf_pixels = rng.permutation(NOISE_SHAPE[0] * NOISE_SHAPE[1])
     units = []
     for i, (r, c) in enumerate(somas):
-        rf = divmod(int(rf_pixels[i]), NOISE_SHAPE[1])
         units.append(
             UnitModel(
                 unit_id=i + 1,
@@ -250,8 +208,8 @@ def place_units(rng: np.random.Generator, n_units: int, n_silent: int = 0) -> li
                 col=c,
                 amplitude=float(rng.uniform(80, 160)),
                 spread=float(rng.uniform(1.0, 1.5)),
-                rf=rf,
-                rf_sign=1 if i % 2 == 0 else -1,
+                rf=(0, 0),
+                rf_sign=0,
                 silent=i >= n_units - n_silent,
             )
         )
@@ -265,11 +223,14 @@ def build_model(
     n_silent: int = 0,
     tail_s: float = 0.1,
     movies: dict[str, np.ndarray] | None = None,
+    n_no_rf: int = 0,
+    spacing: int = 8,
 ) -> RecordingModel:
-    """Plan a recording: timeline, units and their spike trains.
+    """Plan a recording: timeline, units, their visual responses and spike trains.
 
     ``movies`` gives the pixels of noise movies (shared by recordings that show
-    the same movie); a noise movie not given is drawn from the seed.
+    the same movie); a noise movie not given is drawn from the seed. ``n_no_rf``
+    responsive units have no receptive field (their STA is noise).
     """
     rng = np.random.default_rng([seed, 0])
     startup, frames, movie_start = display_timeline(playlist)
@@ -285,7 +246,9 @@ def build_model(
         n_samples, startup, frames, list(playlist), movie_start, pixels, [], seed
     )
     edges = np.concatenate([[0], frames, [int(frames[-1] + period)], [n_samples]])
-    for unit in place_units(rng, n_units, n_silent):
+    units = place_units(rng, n_units, n_silent, spacing)
+    assign_visual(rng, units, n_no_rf)
+    for unit in units:
         if not unit.silent:
             rates = np.concatenate([[8.0], frame_rates(unit, model), [8.0]])
             unit.spikes = poisson_spikes(rng, edges, rates, n_samples)

@@ -129,3 +129,10 @@ class PhotometryQCJob(SessionJob):
         lines.append("loads tried vs the metadata's has_* claims (sessions):")
         lines.extend(f"  {line}" for line in checks.to_string(col_space=15).splitlines())
         return lines
+
+    @classmethod
+    def report_sections(cls, cache: AnalysisCache) -> list:
+        """QC distributions, worst sessions' traces, load checks (nmbatch.photometry.report)."""
+        from nmbatch.photometry import report  # bokeh is for the driver, not the workers
+
+        return report.report_sections(cache)

@@ -104,3 +104,10 @@ class SyntheticJob(Job):
             arrays=arrays,
             flags={"even": index % 2 == 0},
         )
+
+    @classmethod
+    def report_sections(cls, cache):
+        """A histogram of the values (nmbatch.synthetic.report)."""
+        from nmbatch.synthetic import report  # bokeh is for the driver, not the workers
+
+        return report.report_sections(cache)

@@ -3,7 +3,9 @@
 Per session the worker loads the trials table (``alf/task_00``, then ``alf``; stage
 ``load_trials``), then computes fraction correct, no-go rate, block checks and the psychometric
 fits (stage ``performance``). Sessions without enough trials, or whose trials cannot be fitted,
-fail at ``performance`` with a message that says why.
+fail at ``performance`` with a message that says why. A fit that comes back but should not be
+trusted (a parameter at its bound, R^2 below zero) is kept and flagged ``psych_<block>_suspect``;
+the data each block was fitted to go to ``arrays.zarr/<eid>/psychometric_<block>``.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from nmbatch.engine.job import Item, ItemContext, ItemResult, Listing
 from nmbatch.ibl.loading import load_trials
 from nmbatch.ibl.session_job import SessionJob
 from nmbatch.task_performance.performance import (
+    SessionPerformance,
     TrialsTableError,
-    session_performance,
+    evaluate_session,
     session_type_from_metadata,
 )
 from nmbatch.task_performance.psychometric import (
     BLOCKS,
+    FIT_FIELDS,
     FIT_METHODS,
     PsychometricFitError,
     fit_columns,
@@ -36,11 +40,14 @@ if TYPE_CHECKING:
 
 TABLE = "performance"
 TRIALS_FLAG = "can_load_trials"
+MAX_LISTED_SUSPECT = 10  # suspect fits named in the closing summary
+FIT_FIELD_TYPES = {"n_trials": pa.int64(), "suspect": pa.bool_(), "suspect_reason": pa.string()}
 
 
 def performance_schema() -> pa.Schema:
     """The performance table's columns (the engine prepends ``eid``)."""
     fields = [
+        ("session_date", pa.string()),  # the sessions table's date (YYYY-MM-DD), if it has one
         ("session_type", pa.string()),  # 'training' or 'biased'
         ("session_type_source", pa.string()),  # 'metadata' (sessions table) or 'trials'
         ("trials_collection", pa.string()),  # 'alf/task_00' or 'alf'
@@ -53,10 +60,10 @@ def performance_schema() -> pa.Schema:
         ("min_block_length", pa.int64()),
         ("n_blocks", pa.int64()),
     ]
-    for block in BLOCKS:
+    for block in BLOCKS:  # psych_<block>_suspect: a parameter at its bound or R^2 < 0
         fields += [
-            (name, pa.int64() if name.endswith("_n_trials") else pa.float64())
-            for name in fit_columns(block)
+            (column, FIT_FIELD_TYPES.get(name, pa.float64()))
+            for name, column in zip(FIT_FIELDS, fit_columns(block), strict=True)
         ]
     fields.append(("bias_shift", pa.float64()))
     return pa.schema(fields)
@@ -67,8 +74,14 @@ class TaskPerformanceJob(SessionJob):
 
     name: ClassVar[str] = "task_performance"
     description: ClassVar[str] = "Fraction correct, block checks and psychometric fits per session"
-    item_columns: ClassVar[tuple[str, ...]] = ("eid", "subject", "session_type", "task_protocol")
-    code_version: ClassVar[str] = "1"
+    item_columns: ClassVar[tuple[str, ...]] = (
+        "eid",
+        "subject",
+        "date",
+        "session_type",
+        "task_protocol",
+    )
+    code_version: ClassVar[str] = "2"  # 2: session_date, psych_<block>_suspect[_reason]
     result_libraries: ClassVar[tuple[str, ...]] = ("ibllib", "numpy", "scipy", "pandas")
 
     def validate_params(self, params: Mapping[str, Any]) -> None:
@@ -96,13 +109,19 @@ class TaskPerformanceJob(SessionJob):
                 raise
             ctx.flags[TRIALS_FLAG] = True
         with ctx.stage("performance"):
-            row = self._performance(item, trials, ctx.params)
-            row["trials_collection"] = collection
-        return ItemResult(tables={TABLE: pd.DataFrame([row])}, flags=dict(ctx.flags))
+            performance = self._performance(item, trials, ctx.params)
+            row = {**performance.row, "trials_collection": collection}
+            date = item.data.get("date")
+            row["session_date"] = str(date)[:10] if date is not None else None
+        return ItemResult(
+            tables={TABLE: pd.DataFrame([row])}, arrays=performance.arrays, flags=dict(ctx.flags)
+        )
 
     @staticmethod
-    def _performance(item: Item, trials: pd.DataFrame, params: Mapping[str, Any]) -> dict:
-        """Return the performance row; StageError with a readable cause if there is none."""
+    def _performance(
+        item: Item, trials: pd.DataFrame, params: Mapping[str, Any]
+    ) -> SessionPerformance:
+        """Return the performance; StageError with a readable cause if there is none."""
         min_ntrials = params["min_ntrials"]
         if len(trials) == 0:
             raise StageError("performance", "the trials table has no trials")
@@ -114,7 +133,7 @@ class TaskPerformanceJob(SessionJob):
             item.data.get("session_type"), item.data.get("task_protocol")
         )
         try:
-            return session_performance(trials, params["psych_fit_method"], session_type)
+            return evaluate_session(trials, params["psych_fit_method"], session_type)
         except TrialsTableError as exc:
             raise StageError("performance", f"unusable trials table: {exc}") from exc
         except PsychometricFitError as exc:
@@ -138,4 +157,46 @@ class TaskPerformanceJob(SessionJob):
                 f"bias_shift (bias_80 - bias_20) > 0 in {int(np.sum(shift > 0))} of {len(shift)} "
                 f"biased sessions (median {shift.median():+.1f} % contrast)"
             )
-        return lines
+        return lines + suspect_fit_lines(results, cache.id_column)
+
+    @classmethod
+    def report_sections(cls, cache: AnalysisCache) -> list:
+        """Curves, fraction correct per subject, suspect fits (nmbatch.task_performance.report)."""
+        from nmbatch.task_performance import report  # bokeh is for the driver, not the workers
+
+        return report.report_sections(cache)
+
+
+def suspect_fits(results: pd.DataFrame, id_column: str = "eid") -> pd.DataFrame:
+    """One row per suspect block fit: the session, the block, its parameters and the reason."""
+    if "session_date" not in results.columns:  # a cache written before code version 2
+        results = results.assign(session_date=None)
+    parts = []
+    for block in BLOCKS:
+        flag = f"psych_{block}_suspect"
+        if flag not in results.columns:
+            continue
+        rows = results[results[flag].astype("boolean").fillna(False).astype(bool)]
+        columns = {f"psych_{block}_{name}": name for name in FIT_FIELDS if name != "suspect"}
+        part = rows[[id_column, "session_date", *columns]].rename(columns=columns)
+        part.insert(2, "block", f"p_left={BLOCKS[block]:g}")
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True).sort_values(["session_date", id_column, "block"])
+
+
+def suspect_fit_lines(results: pd.DataFrame, id_column: str = "eid") -> list[str]:
+    """The summary's lines on fits not to trust (none when every fit looks sound)."""
+    suspect = suspect_fits(results, id_column)
+    if suspect.empty:
+        return []
+    lines = [
+        f"suspect psychometric fits (a parameter at its bound, or R^2 < 0): {len(suspect)} "
+        f"in {suspect[id_column].nunique()} sessions (psych_<block>_suspect):"
+    ]
+    for row in suspect.head(MAX_LISTED_SUSPECT).itertuples(index=False):
+        lines.append(f"  {getattr(row, id_column)} {row.block}: {row.suspect_reason}")
+    if len(suspect) > MAX_LISTED_SUSPECT:
+        lines.append(f"  ... and {len(suspect) - MAX_LISTED_SUSPECT} more")
+    return lines

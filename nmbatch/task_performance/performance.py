@@ -156,34 +156,53 @@ def session_type_from_trials(trials: pd.DataFrame) -> str:
     return "training" if np.allclose(trials["probabilityLeft"], UNBIASED) else "biased"
 
 
-def _fits(trials: pd.DataFrame, session_type: str, blocks: BlockCheck, method: str) -> dict:
+def points_array_name(block: str) -> str:
+    """The zarr array holding a block's fitted data: signed contrast, proportion right, trials."""
+    return f"psychometric_{block}"
+
+
+@dataclass
+class SessionPerformance:
+    """One session's performance row (without its id) and the data each fitted block used."""
+
+    row: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+def _fits(
+    trials: pd.DataFrame, session_type: str, blocks: BlockCheck, method: str
+) -> tuple[dict, dict[str, np.ndarray]]:
     """Return the psychometric columns of every block, fitted where the session allows it.
 
     A training session must fit its 0.5 block. A biased session with valid blocks fits each of
     its 0.5, 0.2 and 0.8 blocks that can be fitted and must fit at least one.
     """
     columns: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
     for name in BLOCKS:
         columns.update(empty_fit_columns(name))
-    if session_type == "training":
-        columns.update(fit_block(trials, BLOCKS["50"], method).as_columns("50"))
-    elif blocks.valid:
-        problems = []
-        for name, probability_left in BLOCKS.items():
-            try:
-                columns.update(fit_block(trials, probability_left, method).as_columns(name))
-            except PsychometricFitError as exc:
-                problems.append(str(exc))
-        if len(problems) == len(BLOCKS):
-            raise PsychometricFitError("no block could be fitted: " + "; ".join(problems))
+    names = ["50"] if session_type == "training" else list(BLOCKS) if blocks.valid else []
+    problems = []
+    for name in names:
+        try:
+            fit = fit_block(trials, BLOCKS[name], method)
+        except PsychometricFitError as exc:
+            if session_type == "training":
+                raise
+            problems.append(str(exc))
+            continue
+        columns.update(fit.as_columns(name))
+        arrays[points_array_name(name)] = fit.points
+    if names and len(problems) == len(names):
+        raise PsychometricFitError("no block could be fitted: " + "; ".join(problems))
     columns["bias_shift"] = columns["psych_80_bias"] - columns["psych_20_bias"]
-    return columns
+    return columns, arrays
 
 
-def session_performance(
+def evaluate_session(
     trials: pd.DataFrame, method: str, session_type: str | None = None
-) -> dict[str, Any]:
-    """Return one session's performance row (without its id).
+) -> SessionPerformance:
+    """Return one session's performance row and the fitted data of its blocks.
 
     Parameters
     ----------
@@ -208,7 +227,8 @@ def session_performance(
     source = "metadata" if session_type is not None else "trials"
     session_type = session_type or session_type_from_trials(trials)
     blocks = check_blocks(trials["probabilityLeft"].to_numpy(), session_type)
-    return {
+    fits, arrays = _fits(trials, session_type, blocks, method)
+    row = {
         "session_type": session_type,
         "session_type_source": source,
         "n_trials": len(trials),
@@ -219,5 +239,13 @@ def session_performance(
         "block_problem": blocks.reason,
         "min_block_length": blocks.min_block_length,
         "n_blocks": blocks.n_blocks,
-        **_fits(trials, session_type, blocks, method),
+        **fits,
     }
+    return SessionPerformance(row, arrays)
+
+
+def session_performance(
+    trials: pd.DataFrame, method: str, session_type: str | None = None
+) -> dict[str, Any]:
+    """Return one session's performance row alone (see :func:`evaluate_session`)."""
+    return evaluate_session(trials, method, session_type).row

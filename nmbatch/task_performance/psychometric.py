@@ -13,6 +13,13 @@ them as "not rightward", which moves the curve towards leftward choices and infl
 psychofit restarts its optimiser from points drawn with NumPy's global random generator; each
 fit here runs with that generator seeded (and its state restored afterwards) so that a session
 gives the same parameters on every run and every worker.
+
+A fit is stored whatever it looks like, and marked ``suspect`` (with the reason) when a person
+should not trust it: a parameter pinned at a bound of the optimiser's box, or an R^2 below zero
+(the curve explains the choices worse than their mean does). An early-training session with four
+contrast levels and an animal that barely discriminates typically comes back with the bias and
+both lapses at their bounds and an R^2 far below zero. A lapse of 0 is the model's own floor (a
+mouse that never lapses), not a limit of the optimiser, and is not flagged.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -37,7 +44,9 @@ from nmbatch.ibl.trials import NOGO_CHOICE
 FIT_METHODS = {"plotting": True, "training": False}
 # Block name (as in column names) -> probabilityLeft.
 BLOCKS = {"50": 0.5, "20": 0.2, "80": 0.8}
-FIT_FIELDS = ("bias", "threshold", "lapse_left", "lapse_right", "r_squared", "n_trials")
+PARAMETERS = ("bias", "threshold", "lapse_left", "lapse_right")  # compute_psychometric's order
+FIT_FIELDS = (*PARAMETERS, "r_squared", "n_trials", "suspect", "suspect_reason")
+BOUND_TOLERANCE = 1e-3  # of the bound's range: closer than this to a bound is "at" it
 MIN_BLOCK_TRIALS = 10  # go trials a block needs to be fitted
 MIN_CONTRAST_LEVELS = 4  # distinct signed contrasts: the model has four parameters
 FIT_SEED = 0
@@ -51,7 +60,12 @@ class PsychometricFitError(ValueError):
 
 @dataclass(frozen=True)
 class PsychometricFit:
-    """One block's fitted parameters (contrasts in %), goodness of fit and trial count."""
+    """One block's fitted parameters (contrasts in %), goodness of fit and trial count.
+
+    ``suspect`` says the fit is not to be trusted and ``suspect_reason`` why ('' when it is
+    fine). ``points`` are the data fitted: rows signed contrast (%), proportion rightward and
+    number of go trials, one column per contrast level.
+    """
 
     bias: float
     threshold: float
@@ -59,10 +73,44 @@ class PsychometricFit:
     lapse_right: float
     r_squared: float
     n_trials: int
+    suspect: bool = False
+    suspect_reason: str = ""
+    points: np.ndarray = field(default_factory=lambda: np.empty((3, 0)), compare=False, repr=False)
 
-    def as_columns(self, block: str) -> dict[str, float | int]:
-        """Return the fit as ``psych_<block>_<field>`` columns."""
-        return {f"psych_{block}_{name}": value for name, value in asdict(self).items()}
+    def as_columns(self, block: str) -> dict[str, float | int | bool | str]:
+        """Return the fit as ``psych_<block>_<field>`` columns (``points`` is not a column)."""
+        return {f"psych_{block}_{name}": getattr(self, name) for name in FIT_FIELDS}
+
+
+def fit_bounds(method: str, contrasts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The optimiser's box (parmin, parmax) of compute_psychometric for ``method``.
+
+    The same numbers brainbox passes to psychofit (see :data:`FIT_METHODS`): 'training' bounds
+    the bias by the smallest and largest signed contrast of the data.
+    """
+    if FIT_METHODS[method]:
+        return np.array([-50.0, 10.0, 0.0, 0.0]), np.array([50.0, 50.0, 0.2, 0.2])
+    low, high = float(np.min(contrasts)), float(np.max(contrasts))
+    return np.array([low, 0.0, 0.0, 0.0]), np.array([high, 100.0, 1.0, 1.0])
+
+
+def suspect_reasons(
+    pars: np.ndarray, parmin: np.ndarray, parmax: np.ndarray, r_squared: float
+) -> list[str]:
+    """Why a fit should not be trusted: parameters at a bound, R^2 below zero or undefined."""
+    reasons = []
+    for name, value, low, high in zip(PARAMETERS, pars, parmin, parmax, strict=True):
+        tolerance = BOUND_TOLERANCE * (high - low)
+        is_lapse_floor = name.startswith("lapse") and low == 0.0
+        if value <= low + tolerance and not is_lapse_floor:
+            reasons.append(f"{name} at its lower bound {low:g}")
+        elif value >= high - tolerance:
+            reasons.append(f"{name} at its upper bound {high:g}")
+    if np.isnan(r_squared):
+        reasons.append("R^2 undefined (the same proportion rightward at every contrast)")
+    elif r_squared < 0:
+        reasons.append(f"R^2 {r_squared:.3g} < 0 (worse than a flat line at the mean)")
+    return reasons
 
 
 def fit_columns(block: str) -> list[str]:
@@ -73,7 +121,8 @@ def fit_columns(block: str) -> list[str]:
 def empty_fit_columns(block: str) -> dict[str, float | None]:
     """Return one block's columns for a block that was not fitted (all missing)."""
     return {
-        column: None if column.endswith("_n_trials") else np.nan for column in fit_columns(block)
+        column: np.nan if name in PARAMETERS or name == "r_squared" else None
+        for name, column in zip(FIT_FIELDS, fit_columns(block), strict=True)
     }
 
 
@@ -152,11 +201,16 @@ def fit_block(trials: pd.DataFrame, probability_left: float, method: str) -> Psy
     if not np.all(np.isfinite(pars)):
         raise PsychometricFitError(f"{block}: the psychometric fit did not converge ({pars})")
     predicted = erf_psycho_2gammas(pars, contrasts)
+    r_squared = _weighted_r_squared(rightward, predicted, counts)
+    reasons = suspect_reasons(pars, *fit_bounds(method, contrasts), r_squared)
     return PsychometricFit(
         bias=float(pars[0]),
         threshold=float(pars[1]),
         lapse_left=float(pars[2]),
         lapse_right=float(pars[3]),
-        r_squared=_weighted_r_squared(rightward, predicted, counts),
+        r_squared=r_squared,
         n_trials=n_trials,
+        suspect=bool(reasons),
+        suspect_reason="; ".join(reasons),
+        points=np.vstack([contrasts, rightward, counts]).astype(float),
     )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from distributed import LocalCluster
 
 from nmbatch.engine.clusters.core import ClusterBackend, register
+from nmbatch.engine.errors import ConfigError
 from nmbatch.engine.settings import setting
 
 
@@ -17,18 +19,36 @@ class LocalBackend(ClusterBackend):
     kind = "local"
 
     def n_workers(self) -> int:
-        return setting("cluster.workers", self.args.workers) or os.cpu_count() or 1
+        workers = setting("cluster.workers", self.args.workers)
+        return os.cpu_count() or 1 if workers is None else int(workers)
+
+    def validate(self) -> None:
+        if self.n_workers() < 1:
+            raise ConfigError(f"--workers {self.n_workers()}: need at least 1 worker")
+
+    def warnings(self) -> list[str]:
+        cores = os.cpu_count() or 1
+        workers = self.n_workers() * setting("cluster.threads-per-worker")
+        if workers <= cores:
+            return []
+        return [
+            f"--workers {self.n_workers()} on a machine with {cores} cores: the workers share "
+            f"the cores, so items run no faster than with --workers {cores}, while every worker "
+            "pays its own start-up and memory; use more workers than cores only when items "
+            "wait on disk or network"
+        ]
 
     def max_threads(self) -> int:
         return self.n_workers() * setting("cluster.threads-per-worker")
 
-    def start(self) -> LocalCluster:
+    def start(self, preload: Sequence[str] = ()) -> LocalCluster:
         return LocalCluster(
             n_workers=self.n_workers(),
             threads_per_worker=setting("cluster.threads-per-worker"),
             processes=True,
             memory_limit=setting("cluster.memory-limit"),
             dashboard_address=self.dashboard_address,
+            preload=list(preload),
         )
 
     def dry_run(self) -> str:

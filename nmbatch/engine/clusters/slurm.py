@@ -15,6 +15,7 @@ import functools
 import logging
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,9 @@ class SlurmBackend(ClusterBackend):
             raise ConfigError(f"--workers {workers}: need at least 1")
         return workers, workers
 
+    def validate(self) -> None:
+        self.scaling()
+
     def max_threads(self) -> int:
         cores = self.args.cores_per_worker or self.config("cores")
         return self.scaling()[1] * cores
@@ -244,14 +248,15 @@ class SlurmBackend(ClusterBackend):
         )
         return job.job_script()
 
-    def start(self) -> Cluster:
+    def start(self, preload: Sequence[str] = ()) -> Cluster:
         low, high = self.scaling()
         check_submission(self.job_script())
         scheduler_options = dict(self.config("scheduler-options") or {})
         scheduler_options["dashboard_address"] = self.dashboard_address
-        cluster = _cluster_class()(
-            name="nmbatch", scheduler_options=scheduler_options, **self.job_options()
-        )
+        options = self.job_options()
+        for module in preload:
+            options["worker_extra_args"] += ["--preload", module]
+        cluster = _cluster_class()(name="nmbatch", scheduler_options=scheduler_options, **options)
         cluster.dashboard_host = self.dashboard_address.rpartition(":")[0].strip("[]")
         if cluster.dashboard_host in ("0.0.0.0", "::"):  # every interface: name the scheduler's
             cluster.dashboard_host = ""

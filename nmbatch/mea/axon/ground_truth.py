@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from nmbatch.engine.config import load_job_defaults
 from nmbatch.mea import output
 from nmbatch.mea.axon.planted import axon_toward
 from nmbatch.mea.axon.training_data import SHAPE, SyntheticUnit, synthetic_unit
@@ -36,28 +37,24 @@ def converging_units(seed: int, n_units: int, onh: tuple[float, float]) -> list[
     return units
 
 
-def write_soma_geometry(unit: h5py.Group) -> None:
-    """Step 6's ``soma_geometry`` (centre = the largest peak-to-peak electrode, ptp map)."""
-    ptp = np.ptp(unit["eimage_sta"][()], axis=0)
-    row, col = np.unravel_index(ptp.argmax(), ptp.shape)
-    group = unit.create_group("soma_geometry")
-    group.attrs.update(center_row=int(row), center_col=int(col))
-    group.create_dataset("ptp_map", data=ptp)
-
-
 def write_step_inputs(path: Path, units: list[SyntheticUnit], without_image: int = 0) -> None:
     """An output file with steps 1 and 6 done for ``units`` (unit ids from 1).
 
-    ``without_image`` more units have no spikes: no eimage_sta, no soma geometry.
+    Step 1's part is the units' images; step 6 is the pipeline's own, with the job's
+    default parameters. ``without_image`` more units have no spikes (no eimage_sta).
     """
+    from nmbatch.mea.steps import StepInput, resolve  # the steps import this package's modules
+
+    params = load_job_defaults("mea")
     with h5py.File(path, "w") as f:
         group = f.create_group("units")
         for i, unit in enumerate(units, start=1):
             g = group.create_group(output.unit_name(i))
             g.attrs.update(unit_id=i, n_spikes=100)
             g.create_dataset("eimage_sta", data=unit.image)
-            write_soma_geometry(g)
         for i in range(len(units) + 1, len(units) + 1 + without_image):
             group.create_group(output.unit_name(i)).attrs.update(unit_id=i, n_spikes=0)
         output.record_step(f, 1, "step1_load_recording", {})
-        output.record_step(f, 6, "step6_soma_geometry", {})
+        soma = resolve([6])[0]
+        soma.run(StepInput(path.stem, f, params, path.parent))
+        output.record_step(f, 6, soma.stage, soma.parameters(params))

@@ -30,13 +30,23 @@ def load_recording(inp: StepInput) -> None:
 
     A unit without included spikes is kept (``n_spikes = 0``) with no eimage_sta;
     so is a unit none of whose spikes has a full window in the first
-    ``eimage_max_seconds`` (``eimage_n_spikes = 0``).
+    ``eimage_max_seconds`` of sensor data (``eimage_n_spikes = 0``). The recording's
+    length is its analog stream's; ``sensor_samples`` says how much of it the
+    sensor stream covers (all of it in a real recording).
     """
     raw, p = inp.raw, inp.params
     fs = raw.sampling_rate
     units = raw.units()
     before, after = int(p["eimage_samples_before"]), int(p["eimage_samples_after"])
-    n_used = min(raw.n_samples, round(p["eimage_max_seconds"] * fs))
+    n_used = min(raw.n_sensor_samples, round(p["eimage_max_seconds"] * fs))
+    if raw.n_sensor_samples < raw.n_samples:
+        log.info(
+            "%s: sensor data covers %.1f s of the %.1f s recording; electrical images use "
+            "the spikes in it",
+            inp.recording,
+            raw.n_sensor_samples / fs,
+            raw.n_samples / fs,
+        )
     sos = highpass_sos(p["eimage_highpass_hz"], int(p["eimage_filter_order"]), fs)
     images, counts = electrical_images(
         raw.read_sensor,
@@ -55,6 +65,7 @@ def load_recording(inp: StepInput) -> None:
         sampling_rate_hz=fs,
         n_samples=raw.n_samples,
         duration_s=raw.n_samples / fs,
+        sensor_samples=raw.n_sensor_samples,
         eimage_samples_used=n_used,
     )
     rows, cols = raw.sensor_shape

@@ -2,10 +2,11 @@
 
 A step is a function of a :class:`StepInput` that reads earlier results from
 the output file being built (and, if it ``needs_raw``, from the CMCR/CMTR) and
-writes its own results into it. Steps register themselves with :func:`step`;
-steps 6-11 slot in later the same way. Steps that do not need raw data can run
-on an existing output file after the CMCR/CMTR are gone (the second stage of
-two-stage processing).
+writes its own results into it. Steps register themselves with :func:`step`.
+Steps that do not need raw data can run on an existing output file after the
+CMCR/CMTR are gone (the second stage of two-stage processing). A step reports a
+problem that does not stop the recording (no sheet row, an STA too noisy to fit)
+with :meth:`StepInput.warn`; the job keeps those as the recording's warnings.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ PIPELINE = {
 class StepInput:
     """What a step works with: the recording's name, the output being built, inputs.
 
+    ``sheet`` is the lab sheet's export (step 8) and ``labels`` the folder of
+    cell-type label files (step 9); either may be None (not given, not found).
     ``settings`` are run settings a step may need that are not tracked (the AP
     model file and device of step 10); ``params`` are the tracked parameters.
     """
@@ -48,7 +51,14 @@ class StepInput:
     params: Mapping[str, Any]
     stimuli: Path
     raw: RawRecording | None = None
+    sheet: Path | None = None
+    labels: Path | None = None
+    warnings: list[str] = field(default_factory=list)
     settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def warn(self, message: str) -> None:
+        """Note a problem that leaves the step's results usable (kept as a recording flag)."""
+        self.warnings.append(message)
 
 
 @dataclass(frozen=True)

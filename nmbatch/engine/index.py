@@ -1,0 +1,108 @@
+"""The driver's view of every item's latest state, built from the committed records.
+
+Records are history (every attempt is kept); the index says, per item, what
+counts now: the latest record's status, the commit of its latest *done* record
+(whose result rows readers keep), how often it failed, and what made its done
+record (parameters, provenance, input fingerprint).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from nmbatch.engine.layout import DONE, FAILED
+from nmbatch.engine.outcome import ItemRecord
+
+INDEX_COLUMNS = ("status", "config_hash", "provenance_hash", "fingerprint", "commit")
+
+
+@dataclass(frozen=True)
+class DoneState:
+    """What made an item's latest done record."""
+
+    commit: int
+    config_hash: str | None
+    provenance_hash: str | None
+    fingerprint: str | None
+
+
+@dataclass
+class ItemIndex:
+    """Latest status, done record and failure count per item id."""
+
+    status: dict[str, str] = field(default_factory=dict)
+    done: dict[str, DoneState] = field(default_factory=dict)
+    failures: Counter = field(default_factory=Counter)
+    counts: Counter = field(default_factory=Counter)
+    invalid: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_records(cls, records: pd.DataFrame, id_column: str) -> ItemIndex:
+        """Build from the records in commit order (columns: the id and INDEX_COLUMNS)."""
+        index = cls()
+        if not len(records):
+            return index
+        ids = records[id_column]
+        latest = records.drop_duplicates(id_column, keep="last")
+        index.status = dict(zip(latest[id_column], latest["status"], strict=True))
+        done = records[records["status"] == DONE].drop_duplicates(id_column, keep="last")
+        index.done = {
+            i: DoneState(int(c), ch, ph, fp)
+            for i, c, ch, ph, fp in zip(
+                done[id_column],
+                done["commit"],
+                done["config_hash"],
+                done["provenance_hash"],
+                done["fingerprint"],
+                strict=True,
+            )
+        }
+        index.failures = Counter(ids[records["status"] == FAILED].tolist())
+        index.counts = Counter(index.status.values())
+        return index
+
+    def apply(self, records: Iterable[ItemRecord], commit: int) -> None:
+        """Take in the records of one new commit."""
+        for record in records:
+            previous = self.status.get(record.item_id)
+            if previous is not None:
+                self.counts[previous] -= 1
+            self.status[record.item_id] = record.status
+            self.counts[record.status] += 1
+            self.invalid.discard(record.item_id)
+            if record.status == DONE:
+                self.done[record.item_id] = DoneState(
+                    commit,
+                    record.stamp.config_hash,
+                    record.stamp.provenance_hash or None,
+                    record.fingerprint or None,
+                )
+            else:
+                self.failures[record.item_id] += 1
+
+    def invalidate(self, item_id: str) -> None:
+        """Treat a done item as not done (its arrays are damaged): it runs again."""
+        if self.status.get(item_id) == DONE:
+            self.invalid.add(item_id)
+
+    def is_done(self, item_id: str) -> bool:
+        return self.status.get(item_id) == DONE and item_id not in self.invalid
+
+    def is_failed(self, item_id: str) -> bool:
+        return self.status.get(item_id) == FAILED
+
+    def done_commit(self, item_id: str) -> int | None:
+        state = self.done.get(item_id)
+        return state.commit if state else None
+
+    @property
+    def n_done(self) -> int:
+        return self.counts[DONE] - len(self.invalid)
+
+    @property
+    def n_failed(self) -> int:
+        return self.counts[FAILED]
