@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -129,6 +130,21 @@ class DenseAxonEvaluator:
         self._layers = [
             (w.float().to(self.device).contiguous(), b.float().to(self.device)) for w, b in layers
         ]
+        # transposed once, for addmm(bias, positions x features, features x outputs)
+        self._mlp = [(w.t(), b) for w, b in self._layers[1:]]
+        self._scratch: dict[str, torch.Tensor] = {}
+
+    def _buffer(self, name: str, *shape: int) -> torch.Tensor:
+        """A reused scratch tensor: the same slabs every unit, so memory stays flat.
+
+        (Freeing and re-allocating tens of MB per slab lets the C allocator's heap
+        grow unit after unit.)
+        """
+        size = math.prod(shape)
+        flat = self._scratch.get(name)
+        if flat is None or flat.numel() < size:
+            flat = self._scratch[name] = torch.empty(size, device=self.device)
+        return flat[:size].view(*shape)
 
     @torch.no_grad()
     def probability_map(self, image: np.ndarray) -> np.ndarray:
@@ -151,16 +167,19 @@ class DenseAxonEvaluator:
         # conv1 of image frames first-2 .. last, from padded frames first-2 .. last+2
         block = padded[first - 2 : last + 3]
         frames, rows, cols = (size - 2 for size in block.shape)
-        patches = torch.stack(
+        patches = self._buffer("patches", 27, frames, rows, cols)
+        torch.stack(
             [
                 block[dt : dt + frames, dr : dr + rows, dc : dc + cols]
                 for dt, dr, dc in itertools.product(range(3), repeat=3)
-            ]
-        ).view(27, -1)
+            ],
+            out=patches,
+        )
         weight, bias = self._layers[0]
-        maps = torch.addmm(bias[:, None], weight, patches).relu_()
+        maps = self._buffer("maps", weight.shape[0], frames * rows * cols)
+        torch.addmm(bias[:, None], weight, patches.view(27, -1), out=maps).relu_()
         maps = maps.view(len(CELLS), channels, frames, rows, cols)
-        pooled = maps.new_empty(len(CELLS), channels, n, n_r, n_c)
+        pooled = self._buffer("pooled", len(CELLS), channels, n, n_r, n_c)
         for i, cell in enumerate(CELLS):
             for k, offset in enumerate(CELLS):
                 pairs = list(zip(cell, offset, strict=True))
@@ -171,9 +190,10 @@ class DenseAxonEvaluator:
                     pooled[i].copy_(part)
                 else:
                     torch.maximum(pooled[i], part, out=pooled[i])
-        # positions as rows from here on: F.linear runs faster on CPU than the transposed layout
+        # positions as rows from here on: this runs faster on CPU than the transposed layout
         x = pooled.view(len(CELLS) * channels, -1).t()
-        for weight, bias in self._layers[1:-1]:
-            x = F.linear(x, weight, bias).relu_()
-        weight, bias = self._layers[-1]
-        return torch.sigmoid(F.linear(x, weight, bias)).view(n, n_r, n_c)
+        for layer, (weight_t, bias) in enumerate(self._mlp):
+            h = self._buffer(f"hidden{layer}", x.shape[0], weight_t.shape[1])
+            torch.addmm(bias, x, weight_t, out=h)
+            x = h.relu_() if layer < len(self._mlp) - 1 else h.sigmoid_()
+        return x.view(n, n_r, n_c)
