@@ -21,10 +21,11 @@ from pathlib import Path
 
 from distributed import Client, LocalCluster
 
-from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.config import get_analysis_config
 from nmbatch.engine.job import ItemContext
-from nmbatch.engine.runner import RunOptions, execute, select_items
+from nmbatch.engine.plan import Selection, make_plan
+from nmbatch.engine.runner import Pacing, RunReport, finish, run_plan
+from nmbatch.engine.session import cache_for_job
 from nmbatch.qc_events.demo import write_bench_project
 from nmbatch.qc_events.job import QCEventsJob
 
@@ -35,18 +36,21 @@ def walk_count(root: Path) -> int:
 
 def run(job: QCEventsJob, params: dict, workers: int, output: Path) -> tuple[float, int]:
     """Seconds to list and run every form file through the engine, and the items done."""
-    options = RunOptions(progress=False)
     with (
-        LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0") as cluster,
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+        ) as cluster,
         Client(cluster) as client,
-        AnalysisCache.for_job(job, params, output) as cache,
+        cache_for_job(job, params, output) as cache,
     ):
         client.run(lambda: __import__("nmbatch.qc_events.job"))
         cache.check_config()
         started = time.perf_counter()
         listing = job.list_items(params)
-        todo, report = select_items(job, listing, params, cache, options)
-        execute(client, job, params, cache, listing, todo, report, options)
+        plan = make_plan(job, listing, params, cache.index, cache.stamp, Selection(), False)
+        report = RunReport()
+        run_plan(client, job, params, cache, listing, plan, report, Pacing(progress=False))
+        finish(cache, job, listing, report)
         return time.perf_counter() - started, report.done
 
 

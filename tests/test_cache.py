@@ -1,4 +1,4 @@
-"""AnalysisCache: the seed's unit tests, plus crash leftovers, compaction, locking and retries."""
+"""AnalysisCache: the predecessor's unit tests, crash leftovers, compaction, locking, retries."""
 
 from __future__ import annotations
 

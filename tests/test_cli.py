@@ -40,7 +40,7 @@ def test_exit_codes_say_what_happened(tmp_path):
 
 
 def test_kill_resume_and_parameter_change(tmp_path):
-    """The seed's integration test: kill -9 mid-way, resume, change a parameter."""
+    """The predecessor's integration test: kill -9 mid-way, resume, change a parameter."""
     args = ("--items", "40", "--set", "work_ms=150", "--workers", "2", "--batch-size", "2")
     driver = synthetic_driver(tmp_path, *args)
     try:

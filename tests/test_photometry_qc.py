@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import pickle
 
+import dask.config
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -15,11 +17,13 @@ from iblphotometry.qc import qc_signals
 from nmbatch.engine.errors import ConfigError, DataSourceError
 from nmbatch.engine.job import ItemContext
 from nmbatch.engine.session import cache_for_job
+from nmbatch.engine.settings import setting
 from nmbatch.ibl.loading import load_photometry_locations, load_photometry_signal
 from nmbatch.ibl.one_source import OneSource
 from nmbatch.ibl.sessions import select_sessions
+from nmbatch.photometry.config import QCConfig, resolve_metrics
 from nmbatch.photometry.job import PhotometryQCJob
-from nmbatch.photometry.qc import WINDOW_CENTRE, QCConfig, qc_session, resolve_metrics
+from nmbatch.photometry.qc import WINDOW_CENTRE, qc_session
 
 pytest_plugins = ["ibl_fixtures"]
 
@@ -88,9 +92,9 @@ def test_metric_names_resolve_to_iblphotometry_functions():
         resolve_metrics(["noise_simulation"])
 
 
-def test_numbers_equal_a_direct_qc_signals_call(session, config, photometry_params):
+def test_reference_path_equals_a_direct_qc_signals_call(session, config, photometry_params):
     signal, locations = session
-    result = qc_session(signal, locations, config)
+    result = qc_session(signal, locations, config, "reference")
 
     bands = fpio.from_photometry_df(signal, rename=locations["brain_region"].to_dict())
     tidy = qc_signals(
@@ -283,3 +287,65 @@ def test_sessions_export_and_summary_from_item_states(
     # has, loads / has, fails (the corrupt file) / has not, loads / has not, fails
     done = len(items) - 1
     assert signal_line.split()[-4:] == [str(done - 1), "1", "0", "0"]
+
+
+def test_qc_path_is_a_run_setting_not_a_parameter(demo_info, photometry_params):
+    args = argparse.Namespace(
+        demo=None, one_cache=demo_info.root, sessions=None, nm=[], subject=[], qc_path=None
+    )
+    assert setting("photometry.qc-path") == "fast"
+    assert PhotometryQCJob.from_args(args).qc_path == "fast"
+    with dask.config.set({"nmbatch.photometry.qc-path": "reference"}):
+        assert PhotometryQCJob.from_args(args).qc_path == "reference"
+        args.qc_path = "fast"  # the flag wins
+        assert PhotometryQCJob.from_args(args).qc_path == "fast"
+    with (
+        dask.config.set({"nmbatch.photometry.qc-path": "quick"}),
+        pytest.raises(ConfigError, match="--qc-path quick: choose one of fast, reference"),
+    ):
+        PhotometryQCJob.from_args(argparse.Namespace(**{**vars(args), "qc_path": None}))
+    assert "qc_path" not in photometry_params and "qc-path" not in photometry_params
+
+
+def test_both_paths_store_the_same_qc(job, demo_info, photometry_params):
+    item = next(
+        i for i in job.list_items(photometry_params).items if i.id == demo_info.cases["band_glitch"]
+    )
+    results = {}
+    for path in ("fast", "reference"):
+        runner = PhotometryQCJob(job.source, qc_path=path)
+        results[path] = runner.run_item(item, ItemContext(item, photometry_params))
+    fast, ref = results["fast"], results["reference"]
+    pd.testing.assert_frame_equal(fast.tables["qc"], ref.tables["qc"], rtol=1e-9)
+    assert fast.flags == ref.flags
+
+
+def test_a_failing_metric_is_flagged_summarised_and_exported(
+    job, demo_info, photometry_params, tmp_path
+):
+    params = {
+        **photometry_params,
+        "raw_metrics": ["n_early_samples"],
+        "sliding_metrics": ["n_edges", "n_band_inversions"],
+        "metrics_kwargs": {},
+    }
+    listing = job.list_items(params)
+    item = next(i for i in listing.items if i.id == demo_info.cases["band_glitch"])
+    result = job.run_item(item, ItemContext(item, params))
+    qc = result.tables["qc"]
+    assert qc["n_band_inversions"].isna().all() and qc["n_edges"].notna().all()
+    (failure,) = result.flags["metric_errors"]
+    assert failure["metric"] == "n_band_inversions" and failure["error_type"] == "KeyError"
+    assert len(failure["rows"]) == 6
+
+    with cache_for_job(job, params, tmp_path) as cache:
+        cache.add(item.id, label=item.label, tables=result.tables, flags=result.flags)
+        cache.save()
+        job.on_saved(cache, listing)
+        lines = job.summary_lines(cache, listing)
+    text = "\n".join(lines)
+    assert "metrics stored as NaN because they raised" in text
+    line = next(line for line in lines if line.strip().startswith("n_band_inversions"))
+    assert line.split()[:3] == ["n_band_inversions", "KeyError", "1"]
+    sessions = pd.read_parquet(tmp_path / job.name / "sessions.pqt").set_index("eid")
+    assert sessions.loc[item.id, "metric_errors"].startswith("n_band_inversions (GCaMP/")

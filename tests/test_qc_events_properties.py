@@ -1,4 +1,4 @@
-"""The seed's correctness properties, one hypothesis test each, on generated project trees.
+"""The predecessor's correctness properties, one hypothesis test each, on generated project trees.
 
 Each example writes a real project tree (the job's own generator) and runs the
 job's listing and per-item function in this process, through the engine's
@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from nmbatch.engine.cli import run as run_cli
 from nmbatch.engine.config import get_analysis_config
-from nmbatch.engine.worker import run_one
+from nmbatch.engine.outcome import Stamp
+from nmbatch.engine.worker import TaskSpec, run_one
 from nmbatch.qc_events.demo import (
     FormSpec,
     QCLogSpec,
@@ -57,19 +58,36 @@ def tree() -> Iterator[Path]:
         yield Path(folder)
 
 
+def run_as_worker(job: QCEventsJob, item, params: dict) -> dict[str, Any]:
+    """Run one item as a worker does; its record's fields and its tables, as a dict."""
+    spec = TaskSpec(
+        job,
+        params,
+        job.table_schemas(params),
+        job.id_column,
+        job.label_column,
+        Stamp.of(params, {}),
+        "",
+    )
+    record, tables, _ = run_one(spec, item, 1, "test")
+    outcome = {
+        "status": record.status,
+        "stage": record.stage,
+        "error_type": record.error_type,
+        "error_message": record.error_message,
+        "tables": tables,
+    }
+    if record.status == "done":
+        outcome["row"] = tables["outcomes"].to_pylist()[0]
+    return outcome
+
+
 def run_tree(root: Path, sink: Path) -> dict[str, dict[str, Any]]:
     """List the project and run every item as a worker would: item id -> outcome."""
     job = QCEventsJob(root / "project")
     params = get_analysis_config("qc_events", sets=[f"sink={json.dumps(str(sink))}"])
     job.validate_params(params)
-    schemas = job.table_schemas(params)
-    outcomes = {}
-    for item in job.list_items(params).items:
-        outcome = run_one(job, item, params, schemas, job.id_column, None)
-        if outcome["status"] == "done":
-            outcome["row"] = outcome["tables"]["outcomes"].to_pylist()[0]
-        outcomes[item.id] = outcome
-    return outcomes
+    return {item.id: run_as_worker(job, item, params) for item in job.list_items(params).items}
 
 
 def written_events(sink: Path) -> dict[str, dict[str, Any]]:
@@ -263,10 +281,7 @@ def test_errors_never_stop_the_others(defects, sink_broken):
         for path, defect in zip(paths, defects, strict=True):
             if defect == "form_deleted":
                 (project / path).unlink()
-        schemas = job.table_schemas(params)
-        outcomes = {
-            i.id: run_one(job, i, params, schemas, job.id_column, None) for i in listing.items
-        }
+        outcomes = {i.id: run_as_worker(job, i, params) for i in listing.items}
     expected_failure = {
         "form_sidecar_malformed": "read_form_metadata",
         "log_sidecar_malformed": "find_qc_log",
@@ -329,7 +344,7 @@ def test_no_sink_means_event_logging_is_off(
 
 
 def test_event_matches_the_notes_example():
-    """Property 10: the notes' example visit gives the notes' body and key, byte for byte."""
+    """Property 10: the consumers' example visit gives their example body and key, byte for byte."""
     metadata = VisitMetadata.from_form(visit("110001", "2024-01-15"))
     context = EventContext(
         42, "ingest-form", "alpha", "form-scheduler", datetime(2024, 1, 15, 10, 20, tzinfo=UTC)
@@ -359,7 +374,7 @@ KEY = re.compile(
 def test_event_structure_is_compatible(
     ptid, date, module, visitnum, packet, adcid, project_label, stamp
 ):
-    """Property 10: the notes' field names and order, None fields left out, the key convention."""
+    """Property 10: the consumers' field names and order, None fields left out, the key."""
     forms_json = {"ptid": ptid, "visitdate": date.isoformat(), "module": module}
     forms_json |= {"visitnum": visitnum} if visitnum else {}
     forms_json |= {"packet": packet} if packet else {}

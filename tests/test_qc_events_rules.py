@@ -1,4 +1,4 @@
-"""The seed's rules on named examples: QC-log names, overall status, VisitMetadata's names."""
+"""The predecessor's rules on named examples: QC-log names, QC status, VisitMetadata's names."""
 
 from __future__ import annotations
 

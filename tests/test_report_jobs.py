@@ -20,14 +20,17 @@ from browser import browser_missing, open_report
 from conftest import run_job
 from one.api import One
 
-from nmbatch.engine.cache import AnalysisCache, to_arrow
+from nmbatch.engine.cache import AnalysisCache
+from nmbatch.engine.parts import to_arrow
 from nmbatch.engine.report import write_report
+from nmbatch.engine.session import cache_for_job
 from nmbatch.ibl.demo import MIN_PLANTED_SESSIONS, make_demo_one_cache
 from nmbatch.ibl.trials import simulate_trials
 from nmbatch.mea import report as mea_report
 from nmbatch.mea.demo import make_demo
 from nmbatch.mea.job import MeaJob
 from nmbatch.photometry.job import PhotometryQCJob
+from nmbatch.qc_events.job import QCEventsJob
 from nmbatch.task_performance import report as tp_report
 from nmbatch.task_performance.job import (
     TaskPerformanceJob,
@@ -82,7 +85,7 @@ def test_suspect_columns_summary_and_report_drawing(tmp_path):
     """In the table (a column per block), in the summary, and dashed red in the report."""
     sound = simulate_trials(np.random.default_rng(11), 2000, "training", bias=5.0)
     rows = {"early": barely_discriminating(), "sound": sound}
-    with AnalysisCache.for_job(TaskPerformanceJob(None), {}, tmp_path) as cache:
+    with cache_for_job(TaskPerformanceJob(None), {}, tmp_path) as cache:
         for eid, trials in rows.items():
             row = {**session_performance(trials, "plotting", "training"), "session_date": "2024"}
             table = to_arrow(pd.DataFrame([row]), performance_schema(), eid, "eid")
@@ -197,7 +200,16 @@ def recording_plots(cache_dir: Path) -> list:
 def test_mea_report_of_a_demo_run(tmp_path):
     demo = make_demo(tmp_path / "mea_demo", n_recordings=1, n_units=4, noise_frames=60)
     try:
-        done = run_job("nmbatch.mea", "--csv", str(demo.csv), "--output", "out", cwd=tmp_path)
+        done = run_job(
+            "nmbatch.mea",
+            "--csv",
+            str(demo.csv),
+            "--output",
+            "out",
+            "--steps",
+            "1-5",
+            cwd=tmp_path,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         cache_dir = tmp_path / "out" / "mea"
         before = check_in_browser(
@@ -212,3 +224,18 @@ def test_mea_report_of_a_demo_run(tmp_path):
         assert text.count(recording.stem) >= 2, "counts table and the recording's own plots"
     finally:
         shutil.rmtree(tmp_path / "mea_demo", ignore_errors=True)
+
+
+@needs_browser
+def test_qc_events_report_of_a_demo_run(tmp_path):
+    done = run_job("nmbatch.qc_events", "--demo", "--output", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = check_in_browser(
+        tmp_path / "out" / "qc_events",
+        QCEventsJob,
+        "report-qc-events.png",
+        "Form files without an event",
+        "not_passed",
+        min_plots=1,
+    )
+    assert "logged a pass-qc event" in text

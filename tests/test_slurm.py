@@ -21,6 +21,7 @@ import pandas as pd
 import psutil
 import pytest
 from conftest import job_command, n_done_on_disk, wait_for
+from test_durability import durable_now
 
 from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.cli import build_parser
@@ -267,6 +268,40 @@ def test_a_cancelled_worker_job_loses_no_item(tmp_path, empty_queue):
         driver.kill()
     assert driver.returncode == 0, output
     assert "CANCELLED" in worker_logs(tmp_path / "out")[jobs[0]]
+    check_every_item_once(cache_dir, 60)
+
+
+@pytest.mark.slurm
+def test_a_killed_driver_loses_nothing_its_slurm_workers_finished(tmp_path, empty_queue):
+    """Workers stage on the shared file system; SIGKILL of the driver loses no finished item."""
+    cache_dir = tmp_path / "out" / "synthetic"
+    args = [*SMALL, "--no-progress", "--items", "60", "--set", "work_ms=250"]
+    driver = subprocess.Popen(
+        job_command(JOB, "--output", "out", "--cluster", "slurm", "--workers", "2", *args),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: n_done_on_disk(cache_dir) >= 8, "8 items committed", driver)
+    finally:
+        os.killpg(driver.pid, 9)
+        driver.wait()
+    for job in queued_jobs():  # the workers of a dead driver: gone within their death-timeout
+        subprocess.run(["scancel", job], check=False)
+    wait_for(lambda: not queued_jobs(), "the dead driver's worker jobs to end")
+    durable = durable_now(cache_dir)
+    assert len(durable) >= 8
+    resumed = run(
+        job_command(JOB, "--output", "out", "--cluster", "slurm", "--workers", "2", *args),
+        tmp_path,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    skipped = next(line for line in resumed.stdout.splitlines() if "skipped, done before" in line)
+    assert int(skipped.split()[-1]) >= len(durable), "what the workers finished was kept"
     check_every_item_once(cache_dir, 60)
 
 

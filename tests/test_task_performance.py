@@ -18,10 +18,11 @@ import pytest
 from conftest import run_job
 from one.api import One
 
-from nmbatch.engine.cache import AnalysisCache, to_arrow
+from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.config import get_analysis_config
 from nmbatch.engine.errors import ConfigError, StageError
 from nmbatch.engine.job import Item, ItemContext
+from nmbatch.engine.parts import to_arrow
 from nmbatch.engine.session import cache_for_job
 from nmbatch.ibl.demo import DemoInfo, make_demo_one_cache
 from nmbatch.ibl.one_source import OneSource

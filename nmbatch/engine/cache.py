@@ -1,4 +1,4 @@
-"""The resumable cache of one analysis (the seed's ``AnalysisCache``): open, state, read, write.
+"""The resumable cache of one analysis (the predecessor's ``AnalysisCache``): open, read, write.
 
 The format is in :mod:`nmbatch.engine.layout`; what a crash leaves is handled by
 :mod:`nmbatch.engine.recovery` when a writer opens the cache; merging parts is
@@ -63,7 +63,7 @@ class AnalysisCache(PlainLoop, CacheReads):
     config : mapping
         The tracked parameters of this run.
     data_dir : path, optional
-        Parent folder of the cache. None keeps everything in memory (the seed's
+        Parent folder of the cache. None keeps everything in memory (the predecessor's
         "run without a cache" mode: nothing is resumable).
     batch_size, save_interval : int, float
         :meth:`save_if_needed` saves once this many items are pending or this many
@@ -206,7 +206,7 @@ class AnalysisCache(PlainLoop, CacheReads):
         )
 
     def check_config(self, force: bool = False, on_change: str | None = None) -> str:
-        """The seed's check, decided without asking: 'new', 'unchanged', 'recompute', 'continue'.
+        """The predecessor's check, without asking: 'new', 'unchanged', 'recompute', 'continue'.
 
         Raises ConfigChangedError when parameters or provenance changed and neither
         ``force`` (recompute) nor ``on_change`` decides; :func:`nmbatch.engine.cli.decide`
@@ -233,7 +233,7 @@ class AnalysisCache(PlainLoop, CacheReads):
         self._write_manifest(config_history=history)
 
     def clear(self) -> None:
-        """Delete every result, record, array and staged outcome (the seed's recompute)."""
+        """Delete every result, record, array and staged outcome (the predecessor's recompute)."""
         for key in (ITEMS_PREFIX, RESULTS_PREFIX, ARRAYS_KEY, CORRUPT_PREFIX, STAGING_PREFIX):
             self.store.delete(key)
         self.index = ItemIndex()

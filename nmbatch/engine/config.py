@@ -2,7 +2,7 @@
 
 Each analysis has a flat YAML file ``jobs/<name>.yaml`` of the parameters that
 shape its results. The reserved key ``extends`` names shared files merged first
-(``extends: [general]`` pulls in ``jobs/general.yaml``), so the seed's
+(``extends: [general]`` pulls in ``jobs/general.yaml``), so the predecessor's
 ``{**GENERAL, **PHOTOMETRY_QC}`` becomes ``get_analysis_config('photometry')``.
 
 Only these parameters are tracked in a cache. Paths, worker counts and other run
@@ -297,12 +297,12 @@ def _config_lines(params: Mapping[str, Any], indent: str = "") -> list[str]:
 
 
 def format_config(name: str, params: Mapping[str, Any]) -> str:
-    """The seed's display: one parameter a line, nested ones indented under their key."""
+    """The predecessor's display: one parameter a line, nested ones indented under their key."""
     return "\n".join([f"=== {name} config ===", *_config_lines(params), ""])
 
 
 def format_diff(changes: list[ConfigChange], title: str = "Config changed since last run:") -> str:
-    """The seed's diff display: each dotted key with its cached and current value."""
+    """The predecessor's diff display: each dotted key with its cached and current value."""
     lines = [title, ""]
     for change in changes:
         cached = repr(change.cached) if change.cached_present else "(absent)"

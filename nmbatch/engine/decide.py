@@ -19,7 +19,7 @@ CHOICES = {"r": "recompute", "c": "continue", "a": "abort"}
 
 
 def ask() -> str:
-    """The seed's prompt: [r]ecompute / [c]ontinue / [a]bort, until one is given."""
+    """The predecessor's prompt: [r]ecompute / [c]ontinue / [a]bort, until one is given."""
     print(
         "Options:\n  [r] Recompute all (clear cache)\n"
         "  [c] Continue (inconsistent results)\n  [a] Abort\n"

@@ -1,4 +1,4 @@
-"""The seed's plain loop over a cache: ``add`` finished items, ``save`` them in batches.
+"""The predecessor's plain loop over a cache: ``add`` finished items, ``save`` them in batches.
 
 Used where items are run one after the other in one process (the predecessor
 scripts, notebooks, tests); a Dask run makes each task's outcome durable on its

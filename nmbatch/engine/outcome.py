@@ -2,7 +2,7 @@
 
 Every item record (a row of ``items/``) is built here, by :func:`done_record`,
 :func:`failed_record` or :func:`lost_record`, whether a worker made it or the
-driver did (the seed's plain loop, a worker that died). A :class:`TaskOutcome` is
+driver did (the predecessor's plain loop, a worker that died). A :class:`TaskOutcome` is
 what a Dask task returns: the records of its items and where the worker staged
 their files, already durable.
 """

@@ -5,7 +5,7 @@ and bytes. Every write is atomic (:func:`atomic_write`: a hidden temporary name,
 rename), so a reader sees the old value or the new one, never half a file. Folders
 that readers list (``items``, ``results/<table>``) are *versioned*: :meth:`Store.swap_folder`
 replaces a folder's whole content in one step. :class:`DirectoryStore` is the real one;
-:class:`MemoryStore` serves the seed's "run without a cache" mode and tests of the cache
+:class:`MemoryStore` serves the predecessor's "run without a cache" mode and tests of the cache
 logic. Capabilities are flags (``local_root``), not ``isinstance`` checks.
 """
 

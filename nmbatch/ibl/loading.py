@@ -33,6 +33,10 @@ def _load_dataset(one: One, eid: str, dataset: str, collection: str) -> Any:
         ) from exc
 
 
+class EmptyDatasetError(ValueError):
+    """A dataset loaded but holds no rows, so there is nothing to analyse."""
+
+
 def load_photometry_signal(one: One, eid: str) -> pd.DataFrame:
     """Return the long photometry table (one row per frame, bands interleaved).
 
@@ -42,8 +46,16 @@ def load_photometry_signal(one: One, eid: str) -> pd.DataFrame:
         The dataset is not in the cache or not on disk.
     pyarrow.lib.ArrowInvalid
         The file is there but is not a readable parquet file.
+    EmptyDatasetError
+        The table has no rows (no frame was recorded or extracted).
     """
-    return _load_dataset(one, eid, SIGNAL_DATASET, PHOTOMETRY_COLLECTION)
+    signal = _load_dataset(one, eid, SIGNAL_DATASET, PHOTOMETRY_COLLECTION)
+    if len(signal) == 0:
+        raise EmptyDatasetError(
+            f"{PHOTOMETRY_COLLECTION}/{SIGNAL_DATASET} of session {eid} has no rows: "
+            "no photometry frames to run QC on"
+        )
+    return signal
 
 
 def load_photometry_locations(one: One, eid: str) -> pd.DataFrame:

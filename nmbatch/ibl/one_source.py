@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 from iblutil.io.params import getfile
 from one.api import ONE, One, OneAlyx
 from one.params import get_default_client
@@ -31,9 +32,10 @@ from nmbatch.ibl.loading import (
     TRIALS_COLLECTIONS,
     TRIALS_DATASET,
 )
-from nmbatch.ibl.sessions import session_type_from_protocol
+from nmbatch.ibl.sessions import check_dates, session_type_from_protocol
 
 DEMO_DIRNAME = "demo_one_cache"
+ONE_TABLES = ("sessions.pqt", "datasets.pqt")
 REQUIRED_SESSION_COLUMNS = ("eid", "subject", "date", "session_type")
 _REVISION = re.compile(r"#[^/]*#/")
 
@@ -101,15 +103,16 @@ class OneSource:
             The folder is not a ONE cache, or no Alyx database is configured and none was named.
         """
         if self.cache_dir is not None:
-            missing = [
-                n for n in ("sessions.pqt", "datasets.pqt") if not (self.cache_dir / n).is_file()
-            ]
+            missing = [n for n in ONE_TABLES if not (self.cache_dir / n).is_file()]
             if missing:
                 raise DataSourceError(
                     f"{self.cache_dir} is not a ONE cache: {' and '.join(missing)} missing "
                     "(ONE's cache tables). Give the folder that holds them with --one-cache DIR."
                 )
-            return One(cache_dir=self.cache_dir, mode="local")
+            try:
+                return One(cache_dir=self.cache_dir, mode="local")
+            except Exception as exc:
+                raise DataSourceError(unreadable_cache_message(self.cache_dir, exc)) from exc
         if configured_alyx_client() is None:  # ONE() would prompt for a setup
             raise DataSourceError(
                 "no ONE database is configured on this machine (run one.api.ONE.setup() once), "
@@ -127,12 +130,17 @@ class OneSource:
         return worker_resource(key, self.open)
 
     def sessions_table(self, sessions_file: Path | None = None) -> pd.DataFrame:
-        """Return the sessions table: from ``sessions_file``, the demo's own, or ONE's tables."""
+        """Return the sessions table: from ``sessions_file``, the demo's own, or ONE's tables.
+
+        A local ONE cache is opened here in any case, so that damaged cache tables stop the
+        run at listing rather than failing every session on the workers.
+        """
         demo_sessions = self.prepare()  # the demo must exist even with another table
         sessions_file = sessions_file or demo_sessions
+        one = self.open() if self.cache_dir is not None or sessions_file is None else None
         if sessions_file is not None:
             return read_sessions_file(sessions_file)
-        return sessions_from_one(self.open())
+        return sessions_from_one(one)
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,6 +183,22 @@ def configured_alyx_client() -> str | None:
     return get_default_client(include_schema=False)
 
 
+def unreadable_cache_message(cache_dir: Path, exc: Exception) -> str:
+    """Say which ONE cache table ``One()`` could not read, and why."""
+    for name in ONE_TABLES:
+        path = cache_dir / name
+        try:
+            pq.read_table(path)
+        except Exception as table_exc:
+            cause = (str(table_exc).splitlines() or [type(table_exc).__name__])[0]
+            return (
+                f"ONE cache table {path} cannot be read ({type(table_exc).__name__}: {cause}); "
+                "it is truncated or damaged: copy or download the cache tables again, or "
+                "rebuild them from the session folders (one.alf.cache.make_parquet_db)"
+            )
+    return f"cannot open the ONE cache {cache_dir}: {type(exc).__name__}: {exc}"
+
+
 def read_sessions_file(path: Path) -> pd.DataFrame:
     """Read a sessions table (parquet) and check it has the columns the jobs rely on."""
     path = Path(path)
@@ -187,7 +211,9 @@ def read_sessions_file(path: Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED_SESSION_COLUMNS if c not in df.columns]
     if missing:
         raise DataSourceError(f"sessions table {path} lacks column(s) {missing}")
-    return df.astype({"eid": str})
+    df = df.astype({"eid": str})
+    check_dates(df, str(path))
+    return df
 
 
 def sessions_from_one(one: One) -> pd.DataFrame:
@@ -209,6 +235,7 @@ def sessions_from_one(one: One) -> pd.DataFrame:
     sessions["session_type"] = sessions["task_protocol"].map(session_type_from_protocol)
     sessions["NM"] = None
     sessions["session_status"] = None
+    check_dates(sessions, str(Path(one.cache_dir) / "sessions.pqt"))
 
     datasets = one.list_datasets(details=True, **query).reset_index()
     datasets = datasets[datasets["exists"]]

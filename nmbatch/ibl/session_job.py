@@ -19,15 +19,48 @@ import pandas as pd
 from nmbatch.engine.errors import ConfigError
 from nmbatch.engine.job import Item, Job, Listing
 from nmbatch.ibl.one_source import OneSource, add_source_arguments
-from nmbatch.ibl.sessions import clean_sessions, select_sessions
+from nmbatch.ibl.sessions import (
+    EXCLUDED_SESSION_TYPE,
+    MISC_SESSION_TYPE,
+    clean_sessions,
+    select_sessions,
+)
 
 
 @dataclass
 class SessionListing(Listing):
-    """The sessions listed: the cleaned table, and the rows cleaning excluded (with reasons)."""
+    """The sessions listed: the cleaned table, and the rows cleaning excluded (with reasons).
+
+    ``exclude_session_types`` is the setting cleaning used, so the summary can name the fix
+    when it left most sessions out.
+    """
 
     sessions: pd.DataFrame
     excluded: pd.DataFrame
+    exclude_session_types: tuple[str, ...] = ()
+
+    def exclusion_lines(self) -> list[str]:
+        """Sessions kept and left out, by reason (session types named), plus a warning when
+        most sessions were left out because their type is unknown ('misc')."""
+        n_all = len(self.sessions) + len(self.excluded)
+        lines = [f"sessions after cleaning: {len(self.sessions)}; excluded: {len(self.excluded)}"]
+        by_type = self.excluded["excluded_reason"] == EXCLUDED_SESSION_TYPE
+        for reason, n in self.excluded.loc[~by_type, "excluded_reason"].value_counts().items():
+            lines.append(f"  excluded ({reason}): {n}")
+        for session_type, n in self.excluded.loc[by_type, "session_type"].value_counts().items():
+            lines.append(f"  excluded (session type {session_type}): {n}")
+        n_misc = int((by_type & (self.excluded["session_type"] == MISC_SESSION_TYPE)).sum())
+        if n_misc and n_misc * 2 >= n_all:
+            kept = [t for t in self.exclude_session_types if t != MISC_SESSION_TYPE]
+            lines += [
+                f"WARNING: {n_misc} of {n_all} sessions were excluded because their session type "
+                f"is unknown ('{MISC_SESSION_TYPE}': no task protocol says what they were, as in a "
+                "ONE cache made by one.alf.cache.make_parquet_db).",
+                "  Fix: give a sessions table with a session_type column (--sessions FILE), or "
+                "stop excluding unknown types: --set "
+                f"'exclude_session_types=[{', '.join(kept)}]'",
+            ]
+        return lines
 
 
 class SessionJob(Job):
@@ -109,7 +142,9 @@ class SessionJob(Job):
             )
             for row in selected.to_dict("records")
         ]
-        return SessionListing(items, sessions, excluded)
+        return SessionListing(
+            items, sessions, excluded, tuple(params.get("exclude_session_types", ()))
+        )
 
 
 def _plain(value: Any) -> Any:

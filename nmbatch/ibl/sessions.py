@@ -51,6 +51,34 @@ def session_type_from_protocol(task_protocol: str | None) -> str:
     return MISC_SESSION_TYPE
 
 
+def check_dates(df: pd.DataFrame, origin: str) -> None:
+    """Fail clearly when a sessions table's ``date`` column holds values that are not dates.
+
+    Raises
+    ------
+    DataSourceError
+        Naming ``origin`` (the table's file), the offending values and their sessions.
+    """
+    if "date" not in df.columns:
+        return
+    try:
+        pd.to_datetime(df["date"])  # as clean_sessions reads it
+        return
+    except (ValueError, TypeError, OverflowError) as exc:
+        cause = (str(exc).splitlines() or [""])[0]
+    bad = []
+    for i, value in df["date"].items():
+        try:
+            pd.to_datetime(value)
+        except (ValueError, TypeError, OverflowError):
+            bad.append(f"{value!r} (session {df['eid'][i] if 'eid' in df.columns else i})")
+    shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    raise DataSourceError(
+        f"sessions table {origin}: column 'date' holds values that are not dates: "
+        f"{shown or cause}; give dates as YYYY-MM-DD"
+    )
+
+
 def clean_sessions(
     df: pd.DataFrame,
     exclude_subjects: Iterable[str] = (),

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 CSV_COLUMNS = ("cmcr_path", "cmtr_path", "matched")
 SHEET_NAMES = ("gsheet_table.csv", "gsheet_table.xlsx")
 LABEL_FOLDER = "labels"
-MAX_RECORDING_LINES = 20  # per-recording lines in the closing summary (the seed's "Units, Steps")
+MAX_RECORDING_LINES = 20  # per-recording summary lines (the predecessor's "Units, Steps")
 TRUE = {"true", "1", "yes", "y", "t"}
 POSITIVE = (
     "eimage_highpass_hz",

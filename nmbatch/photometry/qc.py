@@ -1,117 +1,63 @@
-"""Photometry QC of one session with iblphotometry's own metrics, reshaped for storage.
+"""Photometry QC of one session with iblphotometry's metrics, reshaped for storage.
 
-Sliding metrics run through :func:`iblphotometry.qc.qc_signals` on each band and brain region
-(so the numbers are exactly iblphotometry's); raw metrics run on the long, interleaved table
-because some of them (``n_band_inversions``) need its ``color`` column. The result is one wide
-row per (band, brain region) with each sliding metric's mean over windows and the raw metrics
-repeated, plus the per-window values as arrays.
+The long signal table is split into bands by iblphotometry (``fpio.from_photometry_df``);
+the sliding metrics run on each band and brain region, by the fast path
+(:mod:`nmbatch.photometry.fast_qc`, the default) or by iblphotometry's own ``qc_signals``
+(:mod:`nmbatch.photometry.signal_qc`, the reference): both give the same numbers. The raw
+metrics run on the long table (:mod:`nmbatch.photometry.raw_metrics`). The result is one
+wide row per (band, brain region) with each sliding metric's mean over windows and the raw
+metrics repeated, plus the per-window values as arrays. A metric that raises is NaN, and its
+error is listed in :attr:`SessionQC.failures`; only a failure of the whole session raises.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-
-# iblphotometry 0.3.4: fpio must be imported before anything that imports neurophotometrics.
 from iblphotometry import fpio
-from iblphotometry import metrics as ibl_metrics
-from iblphotometry.qc import qc_signals
 
-from nmbatch.engine.errors import ConfigError
+from nmbatch.photometry.config import QCConfig
+from nmbatch.photometry.fast_qc import fast_sliding_qc
+from nmbatch.photometry.raw_metrics import raw_metric_values
+from nmbatch.photometry.signal_qc import SignalQC, reference_sliding_qc
 
-ROW_COLUMNS = (  # leading columns of the wide table, before the metric columns
-    ("band", pa.string()),
-    ("brain_region", pa.string()),
-    ("roi", pa.string()),
-    ("fiber", pa.string()),
-    ("row", pa.int32()),  # row of this (band, brain region) in the per-window arrays
-    ("n_windows", pa.int32()),
-)
 WINDOW_CENTRE = "window_centre"
-_NOT_METRICS = {"noise_simulation"}  # public functions of iblphotometry.metrics that take a metric
-
-
-def available_metrics() -> dict[str, Callable]:
-    """Return the metric functions of ``iblphotometry.metrics`` by name."""
-    return {
-        name: fn
-        for name, fn in inspect.getmembers(ibl_metrics, inspect.isfunction)
-        if fn.__module__ == ibl_metrics.__name__
-        and not name.startswith("_")
-        and name not in _NOT_METRICS
-    }
-
-
-def resolve_metrics(names: Sequence[str]) -> tuple[Callable, ...]:
-    """Map metric names to iblphotometry functions; an unknown name is a ConfigError."""
-    known = available_metrics()
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise ConfigError(
-            f"unknown photometry metric(s) {unknown}; iblphotometry.metrics has {sorted(known)}"
-        )
-    return tuple(known[name] for name in names)
+QC_PATHS = ("fast", "reference")
+QCPath = Literal["fast", "reference"]
+MAX_MESSAGE = 200  # characters of an error message kept in a failure record
 
 
 @dataclass(frozen=True)
-class QCConfig:
-    """The QC parameters, checked and resolved to functions.
+class MetricFailure:
+    """A metric that raised on a session: stored as NaN on the rows named."""
 
-    Build it with :meth:`from_params` from the job's tracked parameters.
-    """
+    metric: str
+    rows: tuple[str, ...]  # 'band/brain_region' of the signals it failed on; () for raw metrics
+    error_type: str
+    message: str
 
-    raw_metrics: tuple[Callable, ...]
-    sliding_metrics: tuple[Callable, ...]
-    sliding_kwargs: Mapping[str, Any]
-    metrics_kwargs: Mapping[str, Mapping[str, Any]]
+    def describe(self) -> str:
+        """One line, e.g. ``n_outliers (GCaMP/VTA): ValueError: ...``."""
+        where = f" ({', '.join(self.rows)})" if self.rows else ""
+        return f"{self.metric}{where}: {self.error_type}: {self.message}"
+
+    def as_flag(self) -> dict[str, object]:
+        """The failure as plain data for the item's flags."""
+        return {
+            "metric": self.metric,
+            "rows": list(self.rows),
+            "error_type": self.error_type,
+            "message": self.message,
+        }
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> QCConfig:
-        """Check ``raw_metrics``, ``sliding_metrics``, ``sliding_kwargs``, ``metrics_kwargs``.
-
-        Raises
-        ------
-        ConfigError
-            An unknown metric, a metric listed twice, window settings missing or not positive,
-            or ``metrics_kwargs`` for a metric that is not configured (most likely a typo).
-        """
-        raw = list(params.get("raw_metrics") or [])
-        sliding = list(params.get("sliding_metrics") or [])
-        raw_fns, sliding_fns = resolve_metrics(raw), resolve_metrics(sliding)
-        twice = sorted({name for name in raw + sliding if (raw + sliding).count(name) > 1})
-        if twice:
-            raise ConfigError(f"photometry metric(s) listed more than once: {twice}")
-        sliding_kwargs = dict(params.get("sliding_kwargs") or {})
-        for key in ("w_len", "step_len"):
-            value = sliding_kwargs.get(key)
-            if not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"sliding_kwargs.{key} must be a positive number of seconds")
-        metrics_kwargs = {k: dict(v) for k, v in (params.get("metrics_kwargs") or {}).items()}
-        stray = sorted(set(metrics_kwargs) - set(raw + sliding))
-        if stray:
-            raise ConfigError(f"metrics_kwargs given for metric(s) not configured: {stray}")
-        return cls(raw_fns, sliding_fns, sliding_kwargs, metrics_kwargs)
-
-    @property
-    def raw_names(self) -> list[str]:
-        """Raw metric names, in configured order."""
-        return [fn.__name__ for fn in self.raw_metrics]
-
-    @property
-    def sliding_names(self) -> list[str]:
-        """Sliding metric names, in configured order."""
-        return [fn.__name__ for fn in self.sliding_metrics]
-
-    def table_schema(self) -> pa.Schema:
-        """Schema of the wide QC table (without the session id column)."""
-        metric_fields = [(name, pa.float64()) for name in self.sliding_names + self.raw_names]
-        return pa.schema([*ROW_COLUMNS, *metric_fields])
+    def from_flag(cls, flag: Mapping[str, Any]) -> MetricFailure:
+        """The failure back from :meth:`as_flag`'s plain data."""
+        return cls(flag["metric"], tuple(flag["rows"]), flag["error_type"], flag["message"])
 
 
 @dataclass
@@ -121,15 +67,19 @@ class SessionQC:
     Attributes
     ----------
     table : DataFrame
-        One row per (band, brain region); columns :data:`ROW_COLUMNS`, then each sliding
-        metric's mean over windows (NaN windows skipped), then each raw metric.
+        One row per (band, brain region); columns ``band, brain_region, roi, fiber, row,
+        n_windows``, then each sliding metric's mean over windows (NaN windows skipped), then
+        each raw metric.
     arrays : dict of str to ndarray
         ``window_centre`` and one array per sliding metric, each of shape (rows, windows),
         NaN-padded where a band has fewer windows; row ``i`` is the table's ``row == i``.
+    failures : list of MetricFailure
+        Metrics that raised, by metric and error (their values are NaN).
     """
 
     table: pd.DataFrame
     arrays: dict[str, np.ndarray]
+    failures: list[MetricFailure] = field(default_factory=list)
 
 
 def split_bands(signal: pd.DataFrame, locations: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -138,50 +88,61 @@ def split_bands(signal: pd.DataFrame, locations: pd.DataFrame) -> dict[str, pd.D
     Raises
     ------
     ValueError
-        Two ROIs name the same brain region (their columns would collide).
+        The table has no rows or no frame names a band, or two ROIs name the same brain
+        region (their columns would collide).
     """
+    if signal.empty:
+        raise ValueError("the photometry signal has no frames (an empty table)")
     regions = locations["brain_region"]
     repeated = sorted(set(regions[regions.duplicated()]))
     if repeated:
         raise ValueError(f"locations name brain region(s) {repeated} for more than one ROI")
-    return fpio.from_photometry_df(signal, rename=regions.to_dict())
+    bands = fpio.from_photometry_df(signal, rename=regions.to_dict())
+    if not bands:
+        raise ValueError(
+            "no frame of the photometry signal names a band (every 'name' is empty or 'None')"
+        )
+    return bands
 
 
-def raw_metric_values(signal: pd.DataFrame, config: QCConfig) -> dict[str, float]:
-    """Run the raw metrics on the long table, indexed by frame time as they expect."""
-    long = signal.set_index("times")
-    return {
-        fn.__name__: float(fn(long, **config.metrics_kwargs.get(fn.__name__, {})))
-        for fn in config.raw_metrics
-    }
+def _failures(errors: Mapping[tuple[str, str], BaseException]) -> list[MetricFailure]:
+    """Group errors by (metric, error type, message); a raw metric's rows are ()."""
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for (metric, row), exc in errors.items():
+        message = (str(exc).splitlines() or [""])[0][:MAX_MESSAGE]
+        grouped.setdefault((metric, type(exc).__name__, message), []).append(row)
+    return [
+        MetricFailure(metric, tuple(r for r in rows if r), etype, message)
+        for (metric, etype, message), rows in grouped.items()
+    ]
 
 
-def _window_arrays(
-    tidy: pd.DataFrame, rows: pd.DataFrame, names: list[str]
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Lay the per-window rows of ``qc_signals`` out as (rows, windows) arrays."""
-    if "window" not in tidy.columns:  # no window fits in the recording
-        tidy = tidy.assign(window=np.nan)
-    windows = tidy[tidy["window"].notna()]
-    per_row = {key: group for key, group in windows.groupby(["band", "brain_region"], sort=False)}
-    groups = [per_row.get((band, region)) for band, region in rows.itertuples(index=False)]
-    counts = np.array(
-        [0 if g is None else int((g["metric"] == names[0]).sum()) for g in groups], dtype=int
-    )
-    width = int(counts.max(initial=0))
-    arrays = {name: np.full((len(rows), width), np.nan) for name in [WINDOW_CENTRE, *names]}
-    for i, group in enumerate(groups):
-        if group is None:
-            continue
-        for name in names:
-            arrays[name][i, : counts[i]] = group.loc[group["metric"] == name, "value"]
-        first = group[group["metric"] == names[0]]
-        arrays[WINDOW_CENTRE][i, : counts[i]] = first["window"]
-    return arrays, counts
+def _lay_out(per_row: list[SignalQC], names: list[str]) -> dict[str, np.ndarray]:
+    """Per-window values as (rows, windows) arrays, NaN-padded; failed metrics stay NaN."""
+    width = max((len(r.centres) for r in per_row), default=0)
+    arrays = {name: np.full((len(per_row), width), np.nan) for name in [WINDOW_CENTRE, *names]}
+    for i, result in enumerate(per_row):
+        n = len(result.centres)
+        arrays[WINDOW_CENTRE][i, :n] = result.centres
+        for name, values in result.values.items():
+            arrays[name][i, :n] = values
+    return arrays
 
 
-def qc_session(signal: pd.DataFrame, locations: pd.DataFrame, config: QCConfig) -> SessionQC:
-    """Run the configured QC on one session's long signal table and ROI locations."""
+def qc_session(
+    signal: pd.DataFrame,
+    locations: pd.DataFrame,
+    config: QCConfig,
+    path: QCPath = "fast",
+    report_fallbacks: bool = True,
+) -> SessionQC:
+    """Run the configured QC on one session's long signal table and ROI locations.
+
+    ``path`` chooses the sliding metrics' implementation (same numbers); ``report_fallbacks``
+    logs the metrics the fast path leaves to ``qc_signals`` (once per process).
+    """
+    if path not in QC_PATHS:
+        raise ValueError(f"unknown QC path {path!r}; known: {', '.join(QC_PATHS)}")
     bands = split_bands(signal, locations)
     rows = pd.DataFrame(
         [(band, region) for band, df in bands.items() for region in df.columns],
@@ -194,19 +155,21 @@ def qc_session(signal: pd.DataFrame, locations: pd.DataFrame, config: QCConfig) 
         row=np.arange(len(rows), dtype=np.int32),
     )
     names = config.sliding_names
-    arrays: dict[str, np.ndarray] = {}
-    counts = np.zeros(len(rows), dtype=int)
-    if names:
-        tidy = qc_signals(
-            bands,
-            list(config.sliding_metrics),
-            metrics_kwargs=dict(config.metrics_kwargs),
-            sliding_kwargs=dict(config.sliding_kwargs),
-        )
-        arrays, counts = _window_arrays(tidy, rows, names)
-    table["n_windows"] = counts.astype(np.int32)
+    per_row = []
+    errors: dict[tuple[str, str], BaseException] = {}
+    for band, region in rows.itertuples(index=False):
+        if path == "fast":
+            result = fast_sliding_qc(bands[band][region], config, report_fallbacks)
+        else:
+            result = reference_sliding_qc(bands, band, region, config)
+        per_row.append(result)
+        errors.update({(name, f"{band}/{region}"): exc for name, exc in result.errors.items()})
+    arrays = _lay_out(per_row, names) if names else {}
+    table["n_windows"] = np.array([len(r.centres) for r in per_row], dtype=np.int32)
     for name in names:  # padding is NaN, and NaN windows are skipped
         table[name] = pd.DataFrame(arrays[name]).mean(axis=1).to_numpy()
-    for name, value in raw_metric_values(signal, config).items():
-        table[name] = value
-    return SessionQC(table=table, arrays=arrays)
+    raw_values, raw_errors = raw_metric_values(signal, config)
+    for name in config.raw_names:
+        table[name] = raw_values.get(name, np.nan)
+    errors.update({(name, ""): exc for name, exc in raw_errors.items()})
+    return SessionQC(table=table, arrays=arrays, failures=_failures(errors))

@@ -19,7 +19,8 @@ from bokeh.transform import jitter
 from nmbatch.engine.report import ReportSection, Table
 from nmbatch.engine.report.plots import FLAG_COLOUR, colour, figure
 from nmbatch.ibl.sessions import LOAD_CHECKS, compare_load_flags
-from nmbatch.photometry.qc import ROW_COLUMNS, WINDOW_CENTRE
+from nmbatch.photometry.config import ROW_COLUMNS
+from nmbatch.photometry.qc import WINDOW_CENTRE
 
 if TYPE_CHECKING:
     from nmbatch.engine.cache import AnalysisCache

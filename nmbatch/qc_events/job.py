@@ -1,6 +1,6 @@
 """The ``qc_events`` job: one "pass-qc" visit event per JSON form file whose QC log says PASS.
 
-Per acquisition-level JSON form file, in the seed's order: find its QC status log
+Per acquisition-level JSON form file, in the predecessor's order: find its QC status log
 by the name template; take the log's overall QC status; take the visit metadata
 from the log's ``visit`` block, else from the form's own metadata; require ptid,
 date and module; build the event; write it to the sink under the key convention,
@@ -270,12 +270,18 @@ class QCEventsJob(Job):
             timestamp=timestamp,
         )
 
+    @classmethod
+    def report_sections(cls, cache):
+        """Counts by outcome and the files without an event (nmbatch.qc_events.report)."""
+        from nmbatch.qc_events import report  # bokeh is for the driver, not the workers
+
+        return report.report_sections(cache)
+
     def summary_lines(self, cache, listing: QCEventsListing | None) -> list[str]:
         table = cache.get_results("outcomes")
         if not len(table):
             return []
-        latest = table.drop_duplicates(self.id_column, keep="last")
-        counts = latest["outcome"].value_counts()
+        counts = table["outcome"].value_counts()
         lines = [
             "form files by outcome: " + ", ".join(f"{o} {int(counts.get(o, 0))}" for o in OUTCOMES)
         ]

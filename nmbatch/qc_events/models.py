@@ -1,7 +1,7 @@
 """The visit event and the visit metadata it is made from (pydantic models).
 
 The event's fields, their order and the object key follow the event consumers'
-convention (``shared/notes/qc_events.md``), so that a consumer cannot tell these
+convention (the form-scheduler gear's), so that a consumer cannot tell these
 events from the ones the form-scheduler gear wrote before.
 """
 

@@ -1,7 +1,7 @@
-"""The seed's rules as pure functions: QC-log names, overall QC status, visit metadata, events.
+"""The predecessor's rules as pure functions: QC-log names, QC status, visit metadata, events.
 
 Nothing here reads a file or writes an event; :mod:`nmbatch.qc_events.job` calls
-these in the seed's order, and the tree reader uses :func:`qc_log_name` to know
+these in the predecessor's order, and the tree reader uses :func:`qc_log_name` to know
 which QC log a form file depends on.
 """
 

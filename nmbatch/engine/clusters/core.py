@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 import dask.config
-from distributed import Client
+from distributed import Client, Worker, WorkerPlugin
 from distributed.deploy import Cluster
 from distributed.utils import format_dashboard_link
 
@@ -53,7 +54,7 @@ class ClusterBackend(ABC):
 
     @abstractmethod
     def start(self, preload: Sequence[str] = ()) -> Cluster:
-        """Start the cluster with the workers asked for, each importing ``preload`` first."""
+        """Start the cluster with the workers asked for; each imports ``preload`` as it starts."""
 
     def dry_run(self) -> str:
         """What would be started or submitted, without doing it."""
@@ -111,17 +112,34 @@ WORKER_SETUP = "nmbatch.engine.worker_setup"
 CLOSE_TIMEOUT = 10  # seconds; a second Ctrl-C stops at once anyway
 
 
+class PreloadModules(WorkerPlugin):
+    """Import modules on every worker of a running scheduler, those there and those to come."""
+
+    name = "nmbatch-preload"
+
+    def __init__(self, modules: Sequence[str]):
+        self.modules = tuple(modules)
+
+    def setup(self, worker: Worker) -> None:
+        for module in self.modules:
+            importlib.import_module(module)
+
+
 @contextlib.contextmanager
 def connect(args: argparse.Namespace, preload: Sequence[str] = ()) -> Iterator[Client]:
     """A client on ``--scheduler ADDRESS``, or on a new cluster of the chosen kind.
 
-    Workers nmbatch starts import :mod:`nmbatch.engine.worker_setup` and ``preload``
-    (the job's slow imports) as they start, while the cluster comes up.
+    Workers nmbatch starts import :mod:`nmbatch.engine.worker_setup` and ``preload`` (the
+    job's slow imports) as they start, so slow imports overlap the cluster's start-up instead
+    of delaying the first items; workers of an attached scheduler import ``preload`` through
+    a plugin.
     """
     failures = setting("runner.allowed-failures")
     with dask.config.set({"distributed.scheduler.allowed-failures": failures}):
         if args.scheduler:
             with Client(args.scheduler) as client:
+                if preload:  # workers of someone else's cluster: a plugin imports on each
+                    client.register_plugin(PreloadModules(preload))
                 yield client
             return
         cluster = backend_for(args).start([WORKER_SETUP, *preload])

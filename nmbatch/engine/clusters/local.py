@@ -44,11 +44,11 @@ class LocalBackend(ClusterBackend):
     def start(self, preload: Sequence[str] = ()) -> LocalCluster:
         return LocalCluster(
             n_workers=self.n_workers(),
+            preload=list(preload),  # each nanny's worker process imports them at start
             threads_per_worker=setting("cluster.threads-per-worker"),
             processes=True,
             memory_limit=setting("cluster.memory-limit"),
             dashboard_address=self.dashboard_address,
-            preload=list(preload),
         )
 
     def dry_run(self) -> str:

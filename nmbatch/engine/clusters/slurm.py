@@ -217,8 +217,8 @@ class SlurmBackend(ClusterBackend):
     def walltime(self) -> str | None:
         return self.args.walltime or self.config("walltime")
 
-    def job_options(self) -> dict[str, Any]:
-        """SLURMCluster keywords: the flags given, the worker lifetime, the log folder."""
+    def job_options(self, preload: Sequence[str] = ()) -> dict[str, Any]:
+        """SLURMCluster keywords: the flags given, the worker lifetime and preloads, the logs."""
         options: dict[str, Any] = {"config_name": CONFIG_NAME}
         flags = {
             "queue": self.args.queue,
@@ -233,6 +233,8 @@ class SlurmBackend(ClusterBackend):
         limit_s = walltime_seconds(walltime) if walltime else None
         if limit_s and "--lifetime" not in extra:
             extra += lifetime_args(limit_s)
+        for module in preload:
+            extra += ["--preload", module]
         options["worker_extra_args"] = extra
         options["log_directory"] = self.log_directory()
         return options
@@ -253,10 +255,9 @@ class SlurmBackend(ClusterBackend):
         check_submission(self.job_script())
         scheduler_options = dict(self.config("scheduler-options") or {})
         scheduler_options["dashboard_address"] = self.dashboard_address
-        options = self.job_options()
-        for module in preload:
-            options["worker_extra_args"] += ["--preload", module]
-        cluster = _cluster_class()(name="nmbatch", scheduler_options=scheduler_options, **options)
+        cluster = _cluster_class()(
+            name="nmbatch", scheduler_options=scheduler_options, **self.job_options(preload)
+        )
         cluster.dashboard_host = self.dashboard_address.rpartition(":")[0].strip("[]")
         if cluster.dashboard_host in ("0.0.0.0", "::"):  # every interface: name the scheduler's
             cluster.dashboard_host = ""
