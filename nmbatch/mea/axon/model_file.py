@@ -119,6 +119,7 @@ def save_model(model: AxonNet, path: Path) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, tmp)
+    with open(tmp, "wb") as f:  # a file object: the archive's inner names do not depend on ours
+        torch.save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, f)
     tmp.replace(path)
     return file_sha256(path)
