@@ -189,6 +189,16 @@ class Job(ABC):
         every value's type against the job's defaults; check ranges and choices here.
         """
 
+    def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The tracked parameters, with values the job derives from its inputs filled in.
+
+        Called on the driver after :meth:`validate_params` and before the parameters
+        are compared with the cache's, so a value that stands for an input file (a
+        model's content hash) is tracked like any other: another file is a parameter
+        change, shown in the diff. Raise ConfigError when such an input is unusable.
+        """
+        return dict(params)
+
     def table_schemas(self, params: Mapping[str, Any]) -> dict[str, pa.Schema]:
         """Schemas of the result tables, without the id column (the engine prepends it)."""
         return {}

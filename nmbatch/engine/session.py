@@ -127,6 +127,7 @@ def run_session(job_cls: type[Job], args: argparse.Namespace, rerun: str) -> int
         return EXIT_OK
     job = job_cls.from_args(args)
     job.validate_params(params)
+    params = job.resolve_params(params)
     selection = _selection(args)
     if backend is not None:
         backend.validate()

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nmbatch.mea.axon.planted import plant_axons
 from nmbatch.mea.demo_bad import write_bad_inputs
 from nmbatch.mea.demo_files import (
     LABELS,
@@ -43,6 +44,7 @@ from nmbatch.mea.demo_files import (
     write_sheet,
     write_stimuli,
 )
+from nmbatch.mea.mcs_layout import N_COLS, N_ROWS
 from nmbatch.mea.mcs_writer import write_recording
 from nmbatch.mea.synthetic import FS, build_model
 from nmbatch.mea.synthetic_visual import Movie, moving_bar_config, noise_movie
@@ -58,7 +60,8 @@ FLASH_CONFIG = {
     "group_count": 2,
     "group_gap_frame": 6,
 }
-DEMO_VERSION = 2  # bump when the generator's output changes, so stale demos are rebuilt
+DEMO_VERSION = 3  # bump when the generator's output changes, so stale demos are rebuilt
+ONH = (-25.0, 45.0)  # planted optic-nerve head (0-based electrodes, off the array): axons run to it
 
 
 def demo_playlist(noise_frames: int, bar_repeats: int, seed: int = 0) -> list[Movie]:
@@ -107,6 +110,7 @@ def make_demo(
         model = build_model(
             seed + i, playlist, n_units, silent, movies=movies, n_no_rf=1, spacing=unit_spacing
         )
+        plant_axons(model.units, ONH, np.random.default_rng([seed + i, 12]), (N_ROWS, N_COLS))
         write_recording(
             folder / "recordings", name, model, sensor_samples=round(sensor_seconds * FS)
         )

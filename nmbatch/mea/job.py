@@ -29,6 +29,7 @@ import pyarrow as pa
 from nmbatch.engine.errors import ConfigError, DataSourceError
 from nmbatch.engine.job import Item, ItemContext, ItemResult, Job, Listing
 from nmbatch.mea import output
+from nmbatch.mea.axon.run_settings import ApSettings
 from nmbatch.mea.demo import ensure_demo
 from nmbatch.mea.errors import InputError
 from nmbatch.mea.pipeline import RecordingFiles, Sources, process_recording
@@ -120,7 +121,9 @@ def read_mapping(path: Path) -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
-def _steps_option(value: str) -> tuple[int, ...]:
+def _steps_option(value: str) -> tuple[int, ...] | str:
+    if value.strip().lower() == "all":
+        return "all"  # resolved by the job: step 10 is in it only with a model
     try:
         return parse_steps(value)
     except ValueError as exc:
@@ -142,7 +145,7 @@ class MeaJob(Job):
     id_column = "recording"
     label_column = "cmtr_file"
     code_version = "2"
-    result_libraries = ("McsPyDataTools", "h5py", "numpy", "scipy")
+    result_libraries = ("McsPyDataTools", "h5py", "numpy", "scipy", "torch")
 
     def __init__(
         self,
@@ -153,6 +156,7 @@ class MeaJob(Job):
         overwrite: bool = False,
         sheet: Path | None = None,
         labels: Path | None = None,
+        ap: ApSettings | None = None,
     ):
         self.csv_path = Path(csv_path)
         self.output_dir = Path(output_dir)
@@ -160,7 +164,10 @@ class MeaJob(Job):
         self.sheet_given, self.labels_given = sheet is not None, labels is not None
         self.sheet = Path(sheet) if sheet else default_sheet(self.csv_path.parent)
         self.labels = Path(labels) if labels else self.csv_path.parent / LABEL_FOLDER
+        self.ap = ap or ApSettings()  # step 10's model file and device (run settings)
         numbers = parse_steps(steps) if isinstance(steps, str) else tuple(sorted(set(steps)))
+        if isinstance(steps, str) and steps.strip().lower() == "all":
+            numbers = self.ap.steps_in_all(numbers)
         try:
             resolve(numbers)
         except ValueError as exc:
@@ -210,6 +217,7 @@ class MeaJob(Job):
             action="store_true",
             help="recompute the requested steps even where an output file has them",
         )
+        ApSettings.add_arguments(parser)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> MeaJob:
@@ -221,8 +229,16 @@ class MeaJob(Job):
             raise ConfigError("give the recordings' mapping file with --csv (or run --demo)")
         else:
             csv_path = args.csv
+        ap = ApSettings.from_args(args, demo=args.demo)
         return cls(
-            csv_path, args.output, stimuli, args.steps, args.overwrite, args.sheet, args.labels
+            csv_path,
+            args.output,
+            stimuli,
+            args.steps,
+            args.overwrite,
+            args.sheet,
+            args.labels,
+            ap,
         )
 
     def table_schemas(self, params: Mapping[str, Any]) -> dict[str, pa.Schema]:
@@ -257,6 +273,12 @@ class MeaJob(Job):
             problem = check_soma_params(params, frames)
             if problem:
                 raise ConfigError(f"mea: {problem}")
+        if 10 in self.steps:
+            self.ap.validate(params)
+
+    def resolve_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters with ``ap_model_sha256`` filled in from the --ap-model file."""
+        return self.ap.resolve_params(params)
 
     def list_items(self, params: Mapping[str, Any]) -> RecordingListing:
         """One item per matched CSV row; other rows are counted in ``rows_not_processed``."""
@@ -337,7 +359,14 @@ class MeaJob(Job):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         sources = Sources(self.stimuli, self.sheet, self.labels)
         row = process_recording(
-            rec, resolve(self.steps), ctx.params, self.output_dir, sources, self.overwrite, ctx
+            rec,
+            resolve(self.steps),
+            ctx.params,
+            self.output_dir,
+            sources,
+            self.overwrite,
+            ctx,
+            self.ap.step_settings(),
         )
         return ItemResult(tables={"recordings": pd.DataFrame([row])}, flags=dict(ctx.flags))
 

@@ -24,6 +24,10 @@
                                  preferred_direction_deg, p_value, reason; directions_deg,
                                  responses, trial_directions_deg, trial_counts,
                                  trials_start_end, trials_spike_times, trials_spike_offsets
+        ap_tracking/             attrs: detected, reason (why not), r2, direction_deg, length_px,
+                                 n_points, soma_row/col, onh_distance_px, onh_angle_deg (step 10)
+          probability            (50, 65, 65) float32 axon probability per voxel (0 at the border)
+          path                   (n, 3) frame, row, col of the axon's centroids (if detected)
       stimulus/                  frame_times, section_time/<movie>, movie_frames/<movie> (step 2)
       metadata/recording         attrs: sampling rate, samples, duration, sensor_samples (step 1)
       metadata/cmcr_meta, cmtr_meta   root attributes of the source files (step 5)
@@ -33,6 +37,8 @@
                                  unknown_units (step 9)
       metadata/dsgc              attrs: status (done, not_applicable), reason, movie,
                                  n_directions, n_repetitions, margin_frames (step 11)
+      metadata/ap_tracking       attrs: onh_found, reason, onh_row/col, r2_threshold, n_used, ...;
+        units_used               unit ids whose axons placed the ONH (step 10)
       pipeline/completed_steps   int array of the steps done
       pipeline/steps/<stage>     attrs: the step's parameters, and completed_at
 

@@ -127,11 +127,13 @@ def process_recording(
     sources: Sources,
     overwrite: bool,
     ctx: ItemContext,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Bring ``<out_dir>/<rec.name>.h5`` up to the requested steps; return its summary row.
 
     Warnings of the steps that ran go to ``ctx.flags['warnings']`` (kept even when a
     later step fails) and to the row's ``warnings`` column.
+    ``settings`` are the untracked run settings steps get (:class:`StepInput`).
     """
     final = out_dir / f"{rec.name}.h5"
     with stage(ctx, "prepare_output", rec.name):
@@ -154,7 +156,14 @@ def process_recording(
         with f:
             f.attrs.update(recording=rec.name, cmcr_path=str(rec.cmcr), cmtr_path=str(rec.cmtr))
             inp = StepInput(
-                rec.name, f, params, sources.stimuli, raw, sources.sheet, sources.labels
+                rec.name,
+                f,
+                params,
+                sources.stimuli,
+                raw,
+                sources.sheet,
+                sources.labels,
+                settings=dict(settings or {}),
             )
             warnings: list[str] = []
             for s in todo.run:

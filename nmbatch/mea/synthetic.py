@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nmbatch.mea.axon.planted import PlantedAxon, axon_entries, plant_entries
 from nmbatch.mea.mcs_layout import N_COLS, N_ROWS
 from nmbatch.mea.synthetic_visual import Movie, assign_visual, frame_rates, noise_movie
 
@@ -24,6 +25,7 @@ STARTUP_PULSES = 4
 PULSE_SAMPLES = 40
 REFRACTORY_SAMPLES = 40
 WAVEFORM_OFFSETS = np.arange(-8, 24)
+AXON_LAGS = np.arange(-4, 40)  # samples around a spike that its axon may reach
 FOOTPRINT_RADIUS = 4
 
 
@@ -45,6 +47,7 @@ class UnitModel:
     rf: tuple[int, int]
     rf_sign: int
     silent: bool = False
+    axon: PlantedAxon | None = None  # its axon's ground truth (step 10), None: no axon
     spikes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     excluded: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     rf_center: tuple[float, float] = (7.0, 7.0)
@@ -99,6 +102,11 @@ class SensorSynth:
             for u in units
             if u.spikes.size
         ]
+        self._axons = [
+            (u.spikes, axon_entries(u.axon, u.row - 1, u.col - 1, AXON_LAGS, (N_ROWS, N_COLS)))
+            for u in units
+            if u.spikes.size and u.axon is not None
+        ]
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -124,6 +132,8 @@ class SensorSynth:
         data += wobble[:, None, None]
         for spikes, r, c, template in self._units:
             _plant(data, a, spikes, r, c, template)
+        for spikes, entries in self._axons:
+            plant_entries(data, a, spikes, entries)
         return data
 
 

@@ -1,6 +1,7 @@
 """The MEA pipeline steps; importing this package registers every step this version has."""
 
 from nmbatch.mea.steps import (  # noqa: F401  (each module registers its step)
+    ap_tracking,
     cell_type,
     dense_noise_sta,
     dsgc,

@@ -42,6 +42,8 @@ class StepInput:
 
     ``sheet`` is the lab sheet's export (step 8) and ``labels`` the folder of
     cell-type label files (step 9); either may be None (not given, not found).
+    ``settings`` are run settings a step may need that are not tracked (the AP
+    model file and device of step 10); ``params`` are the tracked parameters.
     """
 
     recording: str
@@ -52,6 +54,7 @@ class StepInput:
     sheet: Path | None = None
     labels: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
     def warn(self, message: str) -> None:
         """Note a problem that leaves the step's results usable (kept as a recording flag)."""
@@ -146,12 +149,15 @@ def format_steps(numbers: Iterable[int]) -> str:
 def parse_steps(spec: str) -> tuple[int, ...]:
     """Step numbers from ``'all'``, ``'1-5'``, ``'6-11'``, ``'2,4'`` or ``'1-3,5'``.
 
-    ``all`` means every registered step. Any of the pipeline's numbers is
-    accepted here; :func:`resolve` says whether this version has them.
+    ``all`` means every registered step whose required steps are registered too.
+    Any of the pipeline's numbers is accepted here; :func:`resolve` says whether
+    this version has them.
     """
     spec = spec.strip().lower()
     if spec == "all":
-        return tuple(sorted(_REGISTRY))
+        return tuple(
+            n for n in sorted(_REGISTRY) if all(r in _REGISTRY for r in _REGISTRY[n].requires)
+        )
     numbers: set[int] = set()
     for part in spec.split(","):
         lo, sep, hi = part.strip().partition("-")
