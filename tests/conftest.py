@@ -54,7 +54,19 @@ def run_job(
     )
 
 
-def start_driver(module: str, *args: str, cwd: Path) -> subprocess.Popen:
+def nmbatch_status(cache_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """``nmbatch status DIR`` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "nmbatch", "status", str(cache_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def start_driver(
+    module: str, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """A job driver in its own process group, so a test can kill it with all its workers."""
     return subprocess.Popen(
         job_command(module, *args),
@@ -64,6 +76,7 @@ def start_driver(module: str, *args: str, cwd: Path) -> subprocess.Popen:
         stdin=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
+        env=env,
     )
 
 

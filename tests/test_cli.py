@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import kill_driver, n_done_on_disk, run_job, start_driver, wait_for
+from conftest import kill_driver, n_done_on_disk, nmbatch_status, run_job, start_driver, wait_for
 
 from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.summary import shorten
@@ -116,20 +116,14 @@ def test_a_second_run_on_the_same_cache_is_refused(tmp_path):
         )
         assert second.returncode == 2
         assert "in use by another run" in second.stderr
-        status = subprocess.run(
-            [sys.executable, "-m", "nmbatch", "status", str(cache_dir(tmp_path))],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert "a run is writing now" in status.stdout
+        assert "a run is writing now" in nmbatch_status(cache_dir(tmp_path)).stdout
     finally:
         kill_driver(first, signal.SIGTERM)
         out, _ = first.communicate(timeout=120)
     assert first.returncode == 130, out
 
 
-def test_status_shows_counts_errors_and_config(tmp_path):
+def test_status_shows_counts_failed_items_and_config(tmp_path):
     run_job(
         JOB,
         "--output",
@@ -140,24 +134,18 @@ def test_status_shows_counts_errors_and_config(tmp_path):
         "work_ms=0",
         "--fail",
         "item-000001",
+        "--fail",
+        "item-000003",
         cwd=tmp_path,
     )
-    status = subprocess.run(
-        [sys.executable, "-m", "nmbatch", "status", str(cache_dir(tmp_path))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    status = nmbatch_status(cache_dir(tmp_path))
     assert status.returncode == 0
-    assert "done 4, failed 1" in status.stdout
+    assert "done 3, failed 2" in status.stdout
     assert "compute  ValueError" in status.stdout
+    assert "- item-000001 (subject-1) at compute: planted failure in item-000001" in status.stdout
+    assert "- item-000003 (subject-3) at compute" in status.stdout
     assert "=== synthetic config ===" in status.stdout
-    missing = subprocess.run(
-        [sys.executable, "-m", "nmbatch", "status", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    missing = nmbatch_status(tmp_path)
     assert missing.returncode == 2 and "not an nmbatch cache" in missing.stderr
 
 
@@ -213,32 +201,6 @@ def test_plan_says_what_would_run_and_why_and_writes_nothing(tmp_path):
     assert "scale:\n    cached:  1.0\n    current: 2" in changed.stdout
     assert "parameters changed" in changed.stdout and "on recompute" in changed.stdout
     assert _snapshot(cache_dir(tmp_path)) == before, "a plan writes nothing"
-
-
-def test_status_lists_the_failed_items(tmp_path):
-    run_job(
-        JOB,
-        "--output",
-        "out",
-        "--items",
-        "5",
-        "--set",
-        "work_ms=0",
-        "--fail",
-        "item-000001",
-        "--fail",
-        "item-000003",
-        cwd=tmp_path,
-    )
-    status = subprocess.run(
-        [sys.executable, "-m", "nmbatch", "status", str(cache_dir(tmp_path))],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert status.returncode == 0
-    assert "- item-000001 (subject-1) at compute: planted failure in item-000001" in status.stdout
-    assert "- item-000003 (subject-3) at compute" in status.stdout
 
 
 def test_shortened_messages_end_with_an_ellipsis():

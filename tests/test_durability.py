@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import job_command, kill_driver, run_job, wait_for
+from conftest import kill_driver, run_job, start_driver, wait_for
 
 from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.commit import staged_tasks
@@ -68,31 +68,14 @@ def durable_now(cache_dir: Path) -> set[str]:
     return done
 
 
-def start(tmp_path: Path, fault: str | None):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("NMBATCH_FAULT", None)
+def start(tmp_path: Path, fault: str | None) -> subprocess.Popen:
+    """The long run's driver, killing itself at ``fault`` (NMBATCH_FAULT) if one is given."""
+    env = {k: v for k, v in os.environ.items() if k != "NMBATCH_FAULT"}
+    env["PYTHONUNBUFFERED"] = "1"
     if fault:
         env["NMBATCH_FAULT"] = fault
-    return subprocess.Popen(
-        job_command(
-            JOB,
-            "--output",
-            "out",
-            *ARGS,
-            "--workers",
-            "2",
-            "--dashboard-address",
-            "127.0.0.1:0",
-            "--no-progress",
-        ),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-        env=env,
-    )
+    args = ("--output", "out", *ARGS, "--workers", "2", "--dashboard-address", "127.0.0.1:0")
+    return start_driver(JOB, *args, "--no-progress", cwd=tmp_path, env=env)
 
 
 def check_reopened(cache_dir: Path, durable: set[str], params: dict) -> int:

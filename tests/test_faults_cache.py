@@ -8,13 +8,11 @@ names the file, and what depended on it runs again; parameters never mix unseen.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_job
+from conftest import nmbatch_status, run_job
 
 from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.layout import Part
@@ -37,15 +35,6 @@ def rerun(tmp_path, *extra):
 def ran_again(result) -> int:
     line = next(line for line in result.stdout.splitlines() if line.strip().startswith("done now"))
     return int(line.split()[-1])
-
-
-def status(cache_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nmbatch", "status", str(cache_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def flip_byte(path: Path, where: float = 0.5) -> None:
@@ -89,7 +78,7 @@ def test_a_damaged_part_is_moved_aside_and_its_items_run_again(
         part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
     else:
         flip_byte(part, 0.3)
-    shown = status(done_cache)
+    shown = nmbatch_status(done_cache)
     assert shown.returncode == 0, shown.stderr
     assert "Traceback" not in shown.stderr
     again = rerun(tmp_path)
@@ -122,7 +111,7 @@ def test_a_damaged_array_chunk_reruns_its_item(done_cache, tmp_path):
 )
 def test_a_damaged_manifest_is_rebuilt_from_the_records(done_cache, tmp_path, content):
     (done_cache / "manifest.json").write_bytes(content)
-    shown = status(done_cache)
+    shown = nmbatch_status(done_cache)
     assert shown.returncode == 0 and "manifest.json" in shown.stdout, shown.stdout + shown.stderr
     again = rerun(tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr

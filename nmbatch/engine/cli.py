@@ -14,6 +14,7 @@ import argparse
 import logging
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -38,26 +39,23 @@ def _package(job_cls: type[Job]) -> str:
     return job_cls.__module__.rsplit(".", 1)[0]
 
 
-def positive(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
-    return value
+def whole_number(minimum: int, meaning: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value}: must be {minimum} or more{meaning}")
+        return value
+
+    return parse
 
 
-def non_negative(text: str) -> int:
-    """An argparse type: a whole number of at least 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value}: must be 0 or more (an index into the listing)")
-    return value
+positive = whole_number(1)
+index = whole_number(0, " (an index into the listing)")
 
 
 def build_parser(job_cls: type[Job], prog: str | None = None) -> argparse.ArgumentParser:
@@ -78,10 +76,12 @@ def build_parser(job_cls: type[Job], prog: str | None = None) -> argparse.Argume
         help="folder for the cache and outputs; the cache is DIR/<job> "
         f"(default: the nmbatch.output setting, '{setting('output')}')",
     )
-    run.add_argument("--start", type=non_negative, help="first item index in the listing (0-based)")
-    run.add_argument("--end", type=non_negative, help="item index to stop before (exclusive)")
+    run.add_argument("--start", type=index, help="first item index in the listing (0-based)")
+    run.add_argument("--end", type=index, help="item index to stop before (exclusive)")
     run.add_argument(
-        "--limit", type=non_negative, help="run at most this many items (after skipping done ones)"
+        "--limit",
+        type=whole_number(0),
+        help="run at most this many items (after skipping done ones)",
     )
     run.add_argument(
         "--only",
