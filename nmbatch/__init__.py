@@ -4,4 +4,6 @@ The engine lives in :mod:`nmbatch.engine`; each job is a subpackage runnable as
 ``python -m nmbatch.<job>``.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("nmbatch")  # one version: pyproject.toml's
