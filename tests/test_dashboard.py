@@ -96,7 +96,7 @@ def watch_a_run(tmp_path, screenshot: str, *cluster: str) -> None:
         if driver.poll() is None:
             kill_driver(driver)
     assert driver.returncode == 130, output
-    assert "Stopped early; what finished is saved" in output
+    assert "Stopped early; every finished item is saved" in output
 
 
 def test_the_printed_dashboard_link_serves_the_live_status_page(tmp_path):
