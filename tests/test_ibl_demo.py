@@ -11,7 +11,6 @@ from one.alf.exceptions import ALFObjectNotFound
 from one.api import One
 
 from nmbatch.ibl.demo import (
-    BANDS,
     CASES,
     EXCLUDED_SUBJECT,
     MIN_PLANTED_SESSIONS,
@@ -22,6 +21,7 @@ from nmbatch.ibl.loading import (
     load_photometry_signal,
     load_trials,
 )
+from nmbatch.ibl.signals import BANDS
 
 pytest_plugins = ["ibl_fixtures"]
 

@@ -19,9 +19,9 @@ from iblphotometry import metrics as ibl_metrics
 from iblphotometry.qc import qc_signals
 from scipy.stats import linregress
 
-from nmbatch.ibl.demo import simulate_photometry
 from nmbatch.ibl.loading import load_photometry_locations, load_photometry_signal
 from nmbatch.ibl.photometry_faults import add_nan_runs, faulty_recording
+from nmbatch.ibl.signals import simulate_photometry
 from nmbatch.photometry import fast_qc
 from nmbatch.photometry.config import QCConfig, available_metrics
 from nmbatch.photometry.fast_metrics import KERNELS

@@ -8,8 +8,8 @@ import pytest
 from iblphotometry import metrics as ibl_metrics
 from iblphotometry import preprocessing
 
-from nmbatch.ibl.demo import simulate_photometry
 from nmbatch.ibl.photometry_faults import drop_frames, unlabel_frames
+from nmbatch.ibl.signals import simulate_photometry
 from nmbatch.photometry.config import QCConfig
 from nmbatch.photometry.qc import qc_session
 from nmbatch.photometry.raw_metrics import n_band_inversions, raw_metric_values

@@ -1,6 +1,6 @@
 """Faults real photometry recordings have, planted into generated signal tables.
 
-They complement :mod:`nmbatch.ibl.demo`'s simulation for tests and benchmarks that compare
+They complement :mod:`nmbatch.ibl.signals`'s simulation for tests and benchmarks that compare
 QC implementations where real data differ from clean data: glitches (single-frame spikes and
 baseline steps), runs of missing values, dropped frames (band inversions), early frames, and
 frames the acquisition left without a band label (``name`` and ``color`` empty). Each returns
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from nmbatch.ibl.demo import simulate_photometry
+from nmbatch.ibl.signals import simulate_photometry
 
 DATA_PREFIX = "Region"
 
