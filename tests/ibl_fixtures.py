@@ -17,6 +17,18 @@ from nmbatch.ibl.demo import MIN_PLANTED_SESSIONS, DemoInfo, make_demo_one_cache
 # signal give three 120 s windows at the configured 60 s step.
 DEMO_SESSIONS = MIN_PLANTED_SESSIONS + 1
 DEMO_DURATION_S = 300.0
+# The seed's sliding-window metrics, in its order (the job's default configuration)
+SEED_SLIDING = [
+    "n_unique_samples",
+    "n_edges",
+    "median_absolute_deviance",
+    "percentile_distance",
+    "percentile_asymmetry",
+    "n_outliers",
+    "n_expmax_violations",
+    "expmax_violation",
+    "ar_score",
+]
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ import dask.config
 import h5py
 import pytest
 import torch
-from ap_helpers import PARAMS, angle_error
 from conftest import run_job
+from mea_helpers import PARAMS, angle_error
 
 from nmbatch.engine.errors import ConfigError
 from nmbatch.engine.job import ItemContext

@@ -7,7 +7,7 @@ import math
 import h5py
 import numpy as np
 import pytest
-from ap_helpers import PARAMS, angle_error
+from mea_helpers import PARAMS, angle_error
 
 from nmbatch.mea.axon.ground_truth import converging_units, write_step_inputs
 from nmbatch.mea.axon.model_file import file_sha256

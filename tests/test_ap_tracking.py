@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from ap_helpers import PARAMS, angle_error
+from mea_helpers import PARAMS, angle_error
 
 from nmbatch.mea.axon.onh import estimate_onh, polar_position
 from nmbatch.mea.axon.params import ApParams

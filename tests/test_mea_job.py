@@ -12,17 +12,16 @@ import h5py
 import numpy as np
 import pyarrow as pa
 import pytest
-import yaml
+from mea_helpers import PARAMS, run_item
 
 from nmbatch.engine.errors import ConfigError, DataSourceError, StageError
-from nmbatch.engine.job import Item, ItemContext
+from nmbatch.engine.job import Item
 from nmbatch.engine.session import cache_for_job
 from nmbatch.mea.demo import DEMO_VERSION, FLASH_CONFIG, FLASH_MOVIE, NOISE_MOVIE, make_demo
 from nmbatch.mea.job import MeaJob
 from nmbatch.mea.steps import registered
 from nmbatch.mea.synthetic_visual import RF_LAG_FRAMES, trial_starts
 
-PARAMS = yaml.safe_load((Path(__file__).parents[1] / "jobs" / "mea.yaml").read_text())
 FAST = dict(PARAMS, eimage_max_seconds=0.5)
 
 
@@ -36,21 +35,12 @@ def demo(tmp_path_factory):
     shutil.rmtree(folder)
 
 
-def run(job, item, params=PARAMS):
-    """Run one item as a worker would; return (result or StageError, context)."""
-    ctx = ItemContext(item, params)
-    try:
-        return job.run_item(item, ctx), ctx
-    except StageError as exc:
-        return exc, ctx
-
-
 @pytest.fixture(scope="module")
 def first(demo, tmp_path_factory):
     """Steps 1-5 on every item of the demo CSV."""
     job = MeaJob(demo.csv, tmp_path_factory.mktemp("mea_out"), steps="1-5")
     listing = job.list_items(PARAMS)
-    return job, listing, {item.id: (item, *run(job, item)) for item in listing.items}
+    return job, listing, {item.id: (item, *run_item(job, item)) for item in listing.items}
 
 
 def good(demo):
@@ -211,7 +201,7 @@ def test_a_complete_recording_is_left_alone(demo, first):
     job, listing, runs = first
     item = runs[good(demo)[0]][0]
     before = job.output_path(item.id).stat().st_mtime_ns
-    result, _ = run(job, item)
+    result, _ = run_item(job, item)
     assert result.tables["recordings"].steps_run.iloc[0] == ""
     assert job.output_path(item.id).stat().st_mtime_ns == before
 
@@ -223,7 +213,7 @@ def test_overwrite_recomputes_only_the_requested_steps(demo, first, tmp_path):
     item = first[2][name][0]
     with h5py.File(out / f"{name}.h5") as f:
         step1_done = f["pipeline/steps/step1_load_recording"].attrs["completed_at"]
-    result, _ = run(job, item, dict(PARAMS, sta_frames=30))
+    result, _ = run_item(job, item, dict(PARAMS, sta_frames=30))
     assert result.tables["recordings"].steps_run.iloc[0] == "4"
     with h5py.File(out / f"{name}.h5") as f:
         assert f["pipeline/completed_steps"][()].tolist() == [1, 2, 3, 4, 5]
@@ -240,10 +230,10 @@ def test_second_stage_runs_from_the_h5_alone(demo, first, tmp_path):
         f"{name}.cmtr",
         {"cmcr": str(tmp_path / "gone.cmcr"), "cmtr": str(tmp_path / "gone.cmtr")},
     )
-    result, ctx = run(MeaJob(demo.csv, out, steps="3-4", overwrite=True), gone)
+    result, ctx = run_item(MeaJob(demo.csv, out, steps="3-4", overwrite=True), gone)
     assert not isinstance(result, StageError), result
     assert result.tables["recordings"].steps_run.iloc[0] == "3-4"
-    error, ctx = run(MeaJob(demo.csv, out, steps="5", overwrite=True), gone)
+    error, ctx = run_item(MeaJob(demo.csv, out, steps="5", overwrite=True), gone)
     assert isinstance(error, StageError) and ctx.failed_stage == "open_recording"
     assert "CMCR file not found" in str(error)
     with h5py.File(out / f"{name}.h5") as f:
@@ -254,7 +244,7 @@ def test_a_later_step_alone_needs_its_inputs(demo, tmp_path):
     name = good(demo)[0]
     job = MeaJob(demo.csv, tmp_path, steps="3")
     item = next(i for i in job.list_items(PARAMS).items if i.id == name)
-    error, ctx = run(job, item)
+    error, ctx = run_item(job, item)
     assert ctx.failed_stage == "step3_section_spikes"
     assert "needs step(s) 1 (load_recording), 2 (section_time)" in str(error)
     assert not (tmp_path / f"{name}.h5").exists()
@@ -263,7 +253,7 @@ def test_a_later_step_alone_needs_its_inputs(demo, tmp_path):
 def test_rerunning_a_step_drops_the_results_built_on_it(demo, first, tmp_path):
     name = good(demo)[1]
     out = copy_output(first, name, tmp_path / "out")
-    result, _ = run(MeaJob(demo.csv, out, steps="2", overwrite=True), first[2][name][0])
+    result, _ = run_item(MeaJob(demo.csv, out, steps="2", overwrite=True), first[2][name][0])
     assert result.tables["recordings"].steps_completed.iloc[0] == "1,2,5"
     with h5py.File(out / f"{name}.h5") as f:
         assert "spike_times_sectioned" not in f["units/unit_001"]
@@ -281,7 +271,7 @@ def test_resume_after_a_failure_keeps_the_steps_done(demo, tmp_path):
     stale = final.with_name(f".{final.name}.deadbeef.tmp")
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left by a killed worker")
-    error, ctx = run(job, item, FAST)
+    error, ctx = run_item(job, item, FAST)
     assert ctx.failed_stage == "step4_dense_noise_sta" and "movie file not found" in str(error)
     assert ctx.flags["completed_steps"] == [1, 2, 3]
     assert not stale.exists() and not job.is_complete(item, FAST)
@@ -289,7 +279,7 @@ def test_resume_after_a_failure_keeps_the_steps_done(demo, tmp_path):
         assert f["pipeline/completed_steps"][()].tolist() == [1, 2, 3]
         assert not any(k.startswith("sta_") for k in f["units/unit_001"])
     hidden.rename(movie)
-    result, _ = run(job, item, FAST)
+    result, _ = run_item(job, item, FAST)
     assert result.tables["recordings"].steps_run.iloc[0] == "4-5"
     assert job.is_complete(item, FAST)
 

@@ -3,16 +3,15 @@ clear records, and two stages (1-5, then the later steps without the raw files) 
 same file as one run. Step lists are explicit: step 10 may or may not be registered."""
 
 import shutil
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-import yaml
+from mea_helpers import PARAMS, run_item
 from scipy import ndimage
 
 from nmbatch.engine.errors import StageError
-from nmbatch.engine.job import Item, ItemContext
+from nmbatch.engine.job import Item
 from nmbatch.mea.demo import BAR_MOVIE, make_demo
 from nmbatch.mea.demo_bad import CODE_RAN
 from nmbatch.mea.job import MeaJob
@@ -20,7 +19,6 @@ from nmbatch.mea.mcs_layout import N_COLS, N_ROWS
 from nmbatch.mea.synthetic import DISPLAY_FPS, FOOTPRINT_RADIUS
 from nmbatch.mea.synthetic_visual import expected_bar_counts, rf_point_px
 
-PARAMS = yaml.safe_load((Path(__file__).parents[1] / "jobs" / "mea.yaml").read_text())
 STEPS = "1-9,11"
 LATER = "6-9,11"
 
@@ -32,20 +30,12 @@ def demo(tmp_path_factory):
     shutil.rmtree(folder)
 
 
-def run(job, item, params=PARAMS):
-    ctx = ItemContext(item, params)
-    try:
-        return job.run_item(item, ctx), ctx
-    except StageError as exc:
-        return exc, ctx
-
-
 @pytest.fixture(scope="module")
 def runs(demo, tmp_path_factory):
     """Every item of the demo through steps 1-9 and 11 in one go."""
     job = MeaJob(demo.csv, tmp_path_factory.mktemp("mea_later_out"), steps=STEPS)
     items = job.list_items(PARAMS).items
-    return job, {item.id: (item, *run(job, item)) for item in items}
+    return job, {item.id: (item, *run_item(job, item)) for item in items}
 
 
 def units(job, name):
@@ -259,10 +249,10 @@ def test_two_stages_without_the_raw_files_give_the_same_file(demo, runs, tmp_pat
     two_first = MeaJob(demo.csv, tmp_path / "two", steps="1-5", **kwargs)
     two_later = MeaJob(demo.csv, tmp_path / "two", steps=LATER, **kwargs)
     for j in (one, two_first):
-        result, _ = run(j, item)
+        result, _ = run_item(j, item)
         assert not isinstance(result, StageError), result
     shutil.rmtree(raw)
-    result, _ = run(two_later, item)
+    result, _ = run_item(two_later, item)
     assert not isinstance(result, StageError), result
     assert result.tables["recordings"].steps_run.iloc[0] == "6-9,11"
     with h5py.File(one.output_path(name)) as a, h5py.File(two_later.output_path(name)) as b:
@@ -280,6 +270,6 @@ def test_a_later_step_names_the_missing_step(demo, runs, tmp_path):
         del f["pipeline/steps/step4_dense_noise_sta"]
         del f["pipeline/completed_steps"]
         f["pipeline/completed_steps"] = np.array([1, 2, 3, 5, 6, 8, 9])
-    error, ctx = run(MeaJob(demo.csv, out, steps="7"), item)
+    error, ctx = run_item(MeaJob(demo.csv, out, steps="7"), item)
     assert ctx.failed_stage == "step7_rf_geometry"
     assert "needs step(s) 4 (dense_noise_sta)" in str(error) and name in str(error)

@@ -15,6 +15,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from ibl_fixtures import SEED_SLIDING
 from iblphotometry import metrics as ibl_metrics
 from iblphotometry.qc import qc_signals
 from scipy.stats import linregress
@@ -35,21 +36,11 @@ pytest_plugins = ["ibl_fixtures"]
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 RTOL = 1e-9
-SEED = [
-    "n_unique_samples",
-    "n_edges",
-    "median_absolute_deviance",
-    "percentile_distance",
-    "percentile_asymmetry",
-    "n_outliers",
-    "n_expmax_violations",
-    "expmax_violation",
-    "ar_score",
-]
 EXTRA = ["signal_skew", "n_early_samples", "low_freq_power_ratio", "spectral_entropy"]
 NO_KERNEL = ["n_band_inversions", "bleaching_tau"]  # left to qc_signals
-EVERY = SEED[:5] + EXTRA + SEED[5:] + NO_KERNEL  # n_outliers mid-way: later ones see its edits
-FAST_METRICS = SEED[:5] + EXTRA + SEED[5:]
+# n_outliers mid-way: the metrics after it see its edits
+EVERY = SEED_SLIDING[:5] + EXTRA + SEED_SLIDING[5:] + NO_KERNEL
+FAST_METRICS = SEED_SLIDING[:5] + EXTRA + SEED_SLIDING[5:]
 KWARGS = {"percentile_asymmetry": {"pc_comp": 75}}
 
 
@@ -211,7 +202,7 @@ def test_nan_windows_and_failures_are_really_exercised(nan_runs, demo):
 def test_windows_and_detrend_are_qc_signals_own_to_the_bit():
     signal = _signal(faulty_recording(np.random.default_rng(17), 600.0, 1)["Region0G"].values)
     series = signal["GCaMP"]["VTA"]
-    windows = build_windows(series.index.values, series.values, config(SEED).sliding_kwargs)
+    windows = build_windows(series.index.values, series.values, config(SEED_SLIDING).sliding_kwargs)
     starts = np.arange(series.index[0], series.index[-1] - 120, 60)
     assert len(windows) == len(starts)
     for i, start in enumerate(starts):  # qc_signals' own loop
@@ -254,7 +245,7 @@ def test_a_metric_without_kernel_falls_back_and_says_so_once(caplog, monkeypatch
 
 
 def test_kwargs_a_kernel_does_not_take_fall_back():
-    assert fast_qc.uncovered_metrics(config(SEED)) == []
+    assert fast_qc.uncovered_metrics(config(SEED_SLIDING)) == []
     cfg = QCConfig.from_params(
         {
             "sliding_metrics": ["percentile_distance"],

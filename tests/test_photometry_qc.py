@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from ibl_fixtures import SEED_SLIDING
 from iblphotometry import fpio
 from iblphotometry import metrics as ibl_metrics
 from iblphotometry.qc import qc_signals
@@ -27,17 +28,6 @@ from nmbatch.photometry.qc import WINDOW_CENTRE, qc_session
 
 pytest_plugins = ["ibl_fixtures"]
 
-SEED_SLIDING = [
-    "n_unique_samples",
-    "n_edges",
-    "median_absolute_deviance",
-    "percentile_distance",
-    "percentile_asymmetry",
-    "n_outliers",
-    "n_expmax_violations",
-    "expmax_violation",
-    "ar_score",
-]
 LOADS = ("can_load_photometry_signal", "can_load_photometry_locations", "can_load_trials")
 
 
