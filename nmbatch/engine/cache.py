@@ -172,7 +172,7 @@ class AnalysisCache(PlainLoop, CacheReads):
                 f"(format {found.data['format_version']}); upgrade nmbatch to read it"
             )
         if self.writer and isinstance(self.store, DirectoryStore):
-            recovery.repair(self.store, self.id_column, self.label_column)
+            recovery.repair(self.store, self.reader)
         self.index = self.reader.index()
         self._next_commit = self.reader.last_commit() + 1
         if self.writer and isinstance(self.store, DirectoryStore):

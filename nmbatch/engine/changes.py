@@ -102,11 +102,11 @@ def check_config_against(
         return _compare(
             cached_config, cached_provenance, config, provenance, manifest.get("config_hash")
         )
-    if not index.done and not index.status:
+    if not index.status:
         return ConfigCheck("new")
     # The manifest is lost or damaged, but records exist: their hashes say what made them.
-    config_hashes = Counter(s.config_hash for s in index.done.values())
-    provenance_hashes = Counter(s.provenance_hash for s in index.done.values())
+    config_hashes = Counter(s.config_hash for s in index.done_states())
+    provenance_hashes = Counter(s.provenance_hash for s in index.done_states())
     if set(config_hashes) <= {stamp.config_hash} and set(provenance_hashes) <= {
         stamp.provenance_hash or None
     }:

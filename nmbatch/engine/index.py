@@ -9,19 +9,19 @@ record (parameters, provenance, input fingerprint).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pandas as pd
 
 from nmbatch.engine.layout import DONE, FAILED
-from nmbatch.engine.outcome import ItemRecord
+from nmbatch.engine.outcome import ItemRecord, Stamp
 
 INDEX_COLUMNS = ("status", "config_hash", "provenance_hash", "fingerprint", "commit")
 
 
-@dataclass(frozen=True)
-class DoneState:
+class DoneState(NamedTuple):
     """What made an item's latest done record."""
 
     commit: int
@@ -35,7 +35,9 @@ class ItemIndex:
     """Latest status, done record and failure count per item id."""
 
     status: dict[str, str] = field(default_factory=dict)
-    done: dict[str, DoneState] = field(default_factory=dict)
+    # id -> DoneState's fields as a plain tuple: a cache holds one per done item, and
+    # making 100 000 named tuples at every open costs more than the rest of the index
+    done: dict[str, tuple] = field(default_factory=dict)
     failures: Counter = field(default_factory=Counter)
     counts: Counter = field(default_factory=Counter)
     invalid: set[str] = field(default_factory=set)
@@ -48,19 +50,14 @@ class ItemIndex:
             return index
         ids = records[id_column]
         latest = records.drop_duplicates(id_column, keep="last")
-        index.status = dict(zip(latest[id_column], latest["status"], strict=True))
+        index.status = dict(zip(latest[id_column].tolist(), latest["status"].tolist(), strict=True))
         done = records[records["status"] == DONE].drop_duplicates(id_column, keep="last")
-        index.done = {
-            i: DoneState(int(c), ch, ph, fp)
-            for i, c, ch, ph, fp in zip(
-                done[id_column],
-                done["commit"],
-                done["config_hash"],
-                done["provenance_hash"],
-                done["fingerprint"],
-                strict=True,
-            )
-        }
+        states = zip(
+            done["commit"].astype("int64").tolist(),
+            *(done[c].tolist() for c in ("config_hash", "provenance_hash", "fingerprint")),
+            strict=True,
+        )
+        index.done = dict(zip(done[id_column].tolist(), states, strict=True))
         index.failures = Counter(ids[records["status"] == FAILED].tolist())
         index.counts = Counter(index.status.values())
         return index
@@ -75,7 +72,7 @@ class ItemIndex:
             self.counts[record.status] += 1
             self.invalid.discard(record.item_id)
             if record.status == DONE:
-                self.done[record.item_id] = DoneState(
+                self.done[record.item_id] = (
                     commit,
                     record.stamp.config_hash,
                     record.stamp.provenance_hash or None,
@@ -97,7 +94,27 @@ class ItemIndex:
 
     def done_commit(self, item_id: str) -> int | None:
         state = self.done.get(item_id)
-        return state.commit if state else None
+        return state[0] if state else None
+
+    def done_state(self, item_id: str) -> DoneState | None:
+        """What made the item's latest done record, if it has one."""
+        state = self.done.get(item_id)
+        return DoneState(*state) if state else None
+
+    def changed_since_done(self, item_id: str, stamp: Stamp, fingerprint: str) -> str | None:
+        """What differs from the item's done record: ``parameters``, ``provenance`` (only
+        when this run knows its own), ``input`` (only when the item has a fingerprint)."""
+        _, config_hash, provenance_hash, done_fingerprint = self.done[item_id]
+        if config_hash != stamp.config_hash:
+            return "parameters"
+        if stamp.provenance_hash and provenance_hash != stamp.provenance_hash:
+            return "provenance"
+        if fingerprint and done_fingerprint != fingerprint:
+            return "input"
+        return None
+
+    def done_states(self) -> Iterator[DoneState]:
+        return (DoneState(*state) for state in self.done.values())
 
     @property
     def n_done(self) -> int:

@@ -26,6 +26,13 @@ INPUT_CHANGED = "input changed"
 OUTPUT_MISSING = "output missing or incomplete"
 DONE = "done"
 OUTPUT_EXISTS = "output exists"
+# what changed since an item's done record (ItemIndex.changed_since_done) -> its group
+CHANGED_GROUPS = {
+    "parameters": PARAMS_CHANGED,
+    "provenance": CODE_CHANGED,
+    "input": INPUT_CHANGED,
+    None: DONE,
+}
 RUN_GROUPS = (NEW, FAILED_BEFORE, PARAMS_CHANGED, CODE_CHANGED, INPUT_CHANGED, OUTPUT_MISSING)
 
 
@@ -110,20 +117,11 @@ def _group(job: Job, item: Item, params: Mapping[str, Any], index: ItemIndex, st
     own = job.is_complete(item, params)
     if own is True:
         return OUTPUT_EXISTS
-    done = index.done.get(item.id) if index.is_done(item.id) else None
     if own is False:
         return OUTPUT_MISSING
-    if done is None:
+    if not index.is_done(item.id):
         return FAILED_BEFORE if index.is_failed(item.id) else NEW
-    if index.is_failed(item.id):
-        return FAILED_BEFORE
-    if done.config_hash != stamp.config_hash:
-        return PARAMS_CHANGED
-    if stamp.provenance_hash and done.provenance_hash != stamp.provenance_hash:
-        return CODE_CHANGED
-    if item.fingerprint and done.fingerprint != item.fingerprint:
-        return INPUT_CHANGED
-    return DONE
+    return CHANGED_GROUPS[index.changed_since_done(item.id, stamp, item.fingerprint)]
 
 
 def format_plan(name: str, plan: Plan, verbose: bool = False, limit: int = 20) -> str:

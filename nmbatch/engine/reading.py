@@ -29,12 +29,12 @@ class PartReader:
         self.store = store
         self.id_column, self.label_column = id_column, label_column
         self.schema = items_schema(id_column, label_column)
-        self._records: pd.DataFrame | None = None
+        self._table: pa.Table | None = None
         self._warned: set[str] = set()
 
     def forget(self) -> None:
         """Drop what was read (after a commit or a compaction changed the parts)."""
-        self._records = None
+        self._table = None
 
     def parts(self, prefix: str) -> list[Part]:
         """Committed parts under ``prefix`` (``items`` or ``results/<table>``), in commit order."""
@@ -64,9 +64,9 @@ class PartReader:
             spans += [p.span.last for p in self.parts(f"{RESULTS_PREFIX}/{table}")]
         return max(spans, default=0)
 
-    def records(self) -> pd.DataFrame:
+    def record_table(self) -> pa.Table:
         """Every record (attempt), in commit order, with ``commit`` filled in."""
-        if self._records is None:
+        if self._table is None:
             frames = []
             for part in self.parts(ITEMS_PREFIX):
                 table = self.read(part, self.schema)
@@ -76,14 +76,18 @@ class PartReader:
                 frames.append(
                     table.set_column(table.schema.get_field_index("commit"), "commit", commit)
                 )
-            table = pa.concat_tables(frames) if frames else self.schema.empty_table()
-            self._records = table.to_pandas()
-        return self._records
+            self._table = pa.concat_tables(frames) if frames else self.schema.empty_table()
+        return self._table
+
+    def records(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The records as a DataFrame; ``columns`` picks some (converting all is the cost)."""
+        table = self.record_table()
+        return (table if columns is None else table.select(columns)).to_pandas()
 
     def index(self) -> ItemIndex:
         """Every item's latest state."""
-        records = self.records()
-        return ItemIndex.from_records(records[[self.id_column, *INDEX_COLUMNS]], self.id_column)
+        records = self.records([self.id_column, *INDEX_COLUMNS])
+        return ItemIndex.from_records(records, self.id_column)
 
     def table_schema(self, table: str) -> pa.Schema | None:
         """The schema of a table's newest readable part."""

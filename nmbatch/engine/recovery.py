@@ -39,27 +39,30 @@ from nmbatch.engine.store import DirectoryStore, atomic_write
 log = logging.getLogger(__name__)
 
 
-def repair(store: DirectoryStore, id_column: str, label_column: str) -> None:
-    """Everything but the staged tasks' adoption, which needs the index (see the module doc)."""
+def repair(store: DirectoryStore, reader: PartReader) -> None:
+    """Put right what a crash left (see the module doc), in that order."""
     for key in store.remove_temp_files():
         log.warning("removed a partial file left by an interrupted run: %s", key)
     folders = [ITEMS_PREFIX, *(f"{RESULTS_PREFIX}/{t}" for t in _table_names(store))]
+    unreadable: dict[str, Exception] = {}
     for folder in folders:
-        _upgrade_plain_folder(store, folder)
+        unreadable.update(_upgrade_plain_folder(store, folder))
         for orphan in store.orphan_versions(folder):
             log.warning("removed %s, left by an interrupted compaction", orphan.name)
             store.delete(str(orphan.relative_to(store.root)))
         if not store.is_versioned(folder) and not store.exists(folder):
             store.ensure_folder(folder)
-    reader = PartReader(store, id_column, label_column)
-    for staged in staged_tasks(store):
-        if staged.commit is not None:
-            commit_staged(store, staged, staged.commit)
-    _quarantine_damaged(store, reader)
+    staged = staged_tasks(store)
+    for task in staged:
+        if task.commit is not None:
+            commit_staged(store, task, task.commit)
+    reader.forget()
+    _quarantine_damaged(store, reader, unreadable)
     _remove_uncommitted_results(store, reader)
-    _, adopted = adopt_staged(store, reader, reader.index(), reader.last_commit() + 1)
-    if adopted:
-        log.warning("committed %d finished item(s) an interrupted run had not", adopted)
+    if staged:
+        _, adopted = adopt_staged(store, reader, reader.index(), reader.last_commit() + 1)
+        if adopted:
+            log.warning("committed %d finished item(s) an interrupted run had not", adopted)
 
 
 def _table_names(store: DirectoryStore) -> list[str]:
@@ -69,38 +72,55 @@ def _table_names(store: DirectoryStore) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
 
-def _upgrade_plain_folder(store: DirectoryStore, folder: str) -> None:
-    """A format-1 folder (plain, parts named ``first-last.parquet``) as a versioned one."""
+def _upgrade_plain_folder(store: DirectoryStore, folder: str) -> dict[str, Exception]:
+    """A format-1 folder (plain, parts named ``first-last.parquet``) as a versioned one.
+
+    Format 1 had no checksums, so each part is read once here; the unreadable ones
+    are returned (key -> cause) for the quarantine.
+    """
     path = store.path(folder)
     if not path.is_dir() or path.is_symlink():
-        return
+        return {}
     staging_name = f".{path.name}.upgrading"
     store.rename(folder, f"{folder.rpartition('/')[0]}/{staging_name}".lstrip("/"))
     old = path.with_name(staging_name)
     store.ensure_folder(folder)
-    add = {}
+    add, unreadable = {}, {}
     for entry in sorted(old.iterdir()):
         stem = entry.name.removesuffix(".parquet")
         if entry.name.startswith(".") or "." in stem:
             continue
         data = entry.read_bytes()
-        add[f"{stem}.{crc32(data)}.parquet"] = data
+        name = f"{stem}.{crc32(data)}.parquet"
+        try:
+            read_table(data)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            unreadable[f"{folder}/{name}"] = exc
+        add[name] = data
     store.swap_folder(folder, [], add)
     store.delete(str(old.relative_to(store.root)))
     log.warning("upgraded %s to the current cache format", folder)
+    return unreadable
 
 
-def _quarantine_damaged(store: DirectoryStore, reader: PartReader) -> None:
-    """Move every part whose bytes do not match its name, with the parts of its span."""
+def _quarantine_damaged(
+    store: DirectoryStore, reader: PartReader, unreadable: dict[str, Exception]
+) -> None:
+    """Move every part whose bytes do not match its name, with the parts of its span.
+
+    A checksum match is proof enough (the name's checksum was taken of the bytes
+    written), so intact parts are not parsed here; ``unreadable`` adds the parts an
+    upgrade from format 1 found unreadable.
+    """
     folders = [ITEMS_PREFIX, *(f"{RESULTS_PREFIX}/{t}" for t in reader.tables())]
     damaged = []
     for folder in folders:
         for part in reader.parts(folder):
             try:
-                data = store.read_bytes(part.key)
-                if crc32(data) != part.checksum:
+                if part.key in unreadable:
+                    raise unreadable[part.key]
+                if crc32(store.read_bytes(part.key)) != part.checksum:
                     raise ValueError("its bytes do not match the checksum in its name")
-                read_table(data)
             except (KeyError, OSError, ValueError, pa.ArrowException) as exc:
                 damaged.append((part, exc))
     for part, exc in damaged:
@@ -115,7 +135,8 @@ def _quarantine_damaged(store: DirectoryStore, reader: PartReader) -> None:
             CORRUPT_PREFIX,
             exc,
         )
-    reader.forget()
+    if damaged:
+        reader.forget()
 
 
 def _overlap(a: Part, b: Part) -> bool:
@@ -190,9 +211,10 @@ def damaged_arrays(
     store: DirectoryStore, reader: PartReader, index: ItemIndex
 ) -> Iterator[tuple[str, str]]:
     """(item, file) for each done item whose array files differ from its record's checksums."""
-    records = reader.records()
-    if "files" not in records or not len(records):
+    table = reader.record_table()
+    if not table.num_rows or table["files"].null_count == table.num_rows:
         return
+    records = reader.records([reader.id_column, "status", "files"])
     done = records[records["status"] == DONE].drop_duplicates(reader.id_column, keep="last")
     for item_id, files in zip(done[reader.id_column], done["files"], strict=True):
         if not files or not index.is_done(item_id):
