@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -11,11 +12,14 @@ import time
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from nmbatch.engine.cache import AnalysisCache
 from nmbatch.engine.decide import decide
 from nmbatch.engine.errors import CacheLockedError, ConfigChangedError
+from nmbatch.engine.session import adopt_former_cache
+from nmbatch.synthetic.job import SyntheticJob
 
 CONFIG = {"sliding_kwargs": {"w_len": 120, "step_len": 60}, "raw_metrics": ["n_early_samples"]}
 SCHEMAS = {"qc": pa.schema([("band", pa.string()), ("value", pa.float64())])}
@@ -288,3 +292,69 @@ def test_lock_dies_with_a_killed_process(tmp_path):
         holder.wait()
     time.sleep(0.1)
     make_cache(tmp_path).close()
+
+
+V1_ITEM_COLUMNS = [
+    "eid", "subject", "status", "stage", "error_type", "error_message", "traceback",
+    "worker", "attempt", "time", "duration_s", "flags", "config_hash",
+]  # fmt: skip
+
+
+def rewrite_as_format_1(folder) -> None:
+    """The cache as nmbatch 0.1 left it: plain folders, parts named ``first-last.parquet``
+    (no checksums), records without provenance or array checksums."""
+    for link in [folder / "items", *(p for p in (folder / "results").iterdir() if p.is_symlink())]:
+        version = link.resolve()
+        link.unlink()
+        link.mkdir()
+        for part in version.glob("*.parquet"):
+            first, last = (int(n) for n in part.name.partition(".")[0].split("-"))
+            table = pq.read_table(part)
+            if link.name == "items":
+                table = table.select(V1_ITEM_COLUMNS)
+            pq.write_table(table, link / f"{first:08d}-{last:08d}.parquet")
+        shutil.rmtree(version)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = {k: v for k, v in manifest.items() if "provenance" not in k}
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    shutil.rmtree(folder / "configs", ignore_errors=True)
+
+
+def test_a_format_1_cache_is_upgraded_in_place_and_nothing_reruns(tmp_path, caplog):
+    with make_cache(tmp_path) as cache:
+        cache.check_config()
+        for k in range(3):
+            arrays = {"w": np.ones(k + 1)}
+            cache.add(f"e{k}", rows(f"e{k}", k), label="m", table="qc", arrays=arrays)
+            cache.save()
+        cache.add_error("bad", KeyError("no signal"), label="m", stage="load_signal")
+        cache.save()
+    folder = tmp_path / "photometry_qc"
+    rewrite_as_format_1(folder)
+    (folder / "items" / "00000002-00000002.parquet").write_bytes(b"not parquet")
+
+    with caplog.at_level("WARNING"), make_cache(tmp_path) as cache:
+        cache.check_config()
+        assert [cache.is_complete(f"e{k}") for k in range(3)] == [True, False, True]
+        assert cache.get_errors()["eid"].tolist() == ["bad"]
+        assert cache.get_results("qc")["value"].tolist() == [0.0, -0.0, 2.0, -2.0]
+        assert cache.read_arrays("e2")["w"].tolist() == [1.0, 1.0, 1.0]
+    assert "upgraded items to the current cache format" in caplog.text
+    assert "moved damaged file items/00000002-00000002." in caplog.text
+    assert all(link.is_symlink() for link in [folder / "items", folder / "results" / "qc"])
+    assert pd.read_parquet(folder / "results" / "qc")["eid"].tolist() == ["e0", "e0", "e2", "e2"]
+
+
+def test_a_cache_under_a_former_job_name_is_renamed_with_a_message(tmp_path, capsys):
+    class Renamed(SyntheticJob):
+        former_names = ("synthetic_old",)
+
+    (tmp_path / "synthetic_old").mkdir()
+    (tmp_path / "synthetic_old" / "manifest.json").write_text("{}")
+    adopt_former_cache(Renamed, tmp_path)
+    assert (tmp_path / "synthetic" / "manifest.json").read_text() == "{}"
+    assert not (tmp_path / "synthetic_old").exists()
+    assert "renamed the cache" in capsys.readouterr().out
+    (tmp_path / "synthetic_old").mkdir()
+    adopt_former_cache(Renamed, tmp_path)  # never over a cache under the current name
+    assert (tmp_path / "synthetic_old").is_dir()
