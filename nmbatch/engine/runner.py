@@ -45,7 +45,7 @@ class Pacing:
     tasks_per_thread: int = 2
     expected_threads: int = 0
     no_worker_warning: float = 30.0
-    task_duration_target: float = 0.25
+    task_duration_target: float = 1.0
     max_items_per_task: int = 500
     allowed_failures: int = 2
     progress: bool | None = None
