@@ -72,6 +72,9 @@ def start(tmp_path: Path, fault: str | None) -> subprocess.Popen:
     """The long run's driver, killing itself at ``fault`` (NMBATCH_FAULT) if one is given."""
     env = {k: v for k, v in os.environ.items() if k != "NMBATCH_FAULT"}
     env["PYTHONUNBUFFERED"] = "1"
+    # tasks of 250 ms, not the default 1 s: four times the commits, so the kill points fall
+    # inside a run however little of it is left
+    env["DASK_NMBATCH__RUNNER__TASK_DURATION_TARGET"] = "250ms"
     if fault:
         env["NMBATCH_FAULT"] = fault
     args = ("--output", "out", *ARGS, "--workers", "2", "--dashboard-address", "127.0.0.1:0")
