@@ -26,12 +26,14 @@ INPUT_CHANGED = "input changed"
 OUTPUT_MISSING = "output missing or incomplete"
 DONE = "done"
 OUTPUT_EXISTS = "output exists"
-# what changed since an item's done record (ItemIndex.changed_since_done) -> its group
-CHANGED_GROUPS = {
+# ItemIndex.compare's answer -> the item's group
+COMPARED_GROUPS = {
+    "new": NEW,
+    "failed": FAILED_BEFORE,
     "parameters": PARAMS_CHANGED,
     "provenance": CODE_CHANGED,
     "input": INPUT_CHANGED,
-    None: DONE,
+    "current": DONE,
 }
 RUN_GROUPS = (NEW, FAILED_BEFORE, PARAMS_CHANGED, CODE_CHANGED, INPUT_CHANGED, OUTPUT_MISSING)
 
@@ -98,8 +100,9 @@ def make_plan(
         plan.unmatched_only = [w for w in selection.only if w not in known]
         items = [i for i in items if i.id in wanted or i.label in wanted]
     plan.selected = len(items)
+    ask_job = _checks_outputs(job)
     for item in items:
-        group = _group(job, item, params, index, stamp)
+        group = _group(job, item, params, index, stamp, ask_job)
         plan.groups.setdefault(group, []).append(item)
         if group == FAILED_BEFORE and not selection.retry_errors:
             plan.skipped_failed.append(item)
@@ -113,15 +116,21 @@ def make_plan(
     return plan
 
 
-def _group(job: Job, item: Item, params: Mapping[str, Any], index: ItemIndex, stamp: Stamp) -> str:
-    own = job.is_complete(item, params)
+def _group(
+    job: Job, item: Item, params: Mapping[str, Any], index: ItemIndex, stamp: Stamp, ask_job: bool
+) -> str:
+    """``ask_job``: the job's own completeness check comes first."""
+    own = job.is_complete(item, params) if ask_job else None
     if own is True:
         return OUTPUT_EXISTS
     if own is False:
         return OUTPUT_MISSING
-    if not index.is_done(item.id):
-        return FAILED_BEFORE if index.is_failed(item.id) else NEW
-    return CHANGED_GROUPS[index.changed_since_done(item.id, stamp, item.fingerprint)]
+    return COMPARED_GROUPS[index.compare(item.id, stamp, item.fingerprint)]
+
+
+def _checks_outputs(job: Job) -> bool:
+    """Whether the job has its own completeness check (most leave it to the cache)."""
+    return type(job).is_complete is not Job.is_complete
 
 
 def format_plan(name: str, plan: Plan, verbose: bool = False, limit: int = 20) -> str:
