@@ -53,6 +53,7 @@ def args(demo, out: str = "out", *extra: str) -> list[str]:
 def test_bad_inputs_fail_at_their_step_and_the_rest_finish(demo, tmp_path):
     result = run_job(JOB, *args(demo), cwd=tmp_path)
     assert result.returncode == 1, result.stderr
+    assert "run again, output missing" not in result.stdout, "a first run's items are new"
     cache = AnalysisCache.open(tmp_path / "out" / "mea")
     errors = cache.get_errors().set_index("recording")
     assert set(errors.index) == set(demo.failures)
@@ -78,6 +79,7 @@ def test_bad_inputs_fail_at_their_step_and_the_rest_finish(demo, tmp_path):
 
     overwrite = run_job(JOB, *args(demo, "out", "--overwrite"), cwd=tmp_path)
     assert overwrite.returncode == 1
+    assert count(overwrite.stdout, "run again, output missing") == len(good) + len(demo.failures)
     assert count(overwrite.stdout, "done now") == len(good), "the file decides, not the cache"
 
 

@@ -123,9 +123,10 @@ def _group(
     own = job.is_complete(item, params) if ask_job else None
     if own is True:
         return OUTPUT_EXISTS
-    if own is False:
+    compared = index.compare(item.id, stamp, item.fingerprint)
+    if own is False and compared != "new":  # a first run's items are new, not "run again"
         return OUTPUT_MISSING
-    return COMPARED_GROUPS[index.compare(item.id, stamp, item.fingerprint)]
+    return COMPARED_GROUPS[compared]
 
 
 def _checks_outputs(job: Job) -> bool:
