@@ -103,9 +103,8 @@ class ItemIndex:
 
         One call per listed item: a resume over 100 000 items makes this the hot path.
         """
-        status = self.status.get(item_id)
-        if status != DONE or item_id in self.invalid:
-            return "failed" if status == FAILED else "new"
+        if not self.is_done(item_id):
+            return "failed" if self.is_failed(item_id) else "new"
         _, config_hash, provenance_hash, done_fingerprint = self.done[item_id]
         if config_hash != stamp.config_hash:
             return "parameters"
