@@ -29,6 +29,7 @@ from nmbatch.engine.parts import stage_task
 from nmbatch.engine.plan import Selection, make_plan
 from nmbatch.engine.runner import Pacing, RunReport, finish, run_plan
 from nmbatch.engine.session import cache_for_job
+from nmbatch.engine.settings import seconds
 from nmbatch.engine.worker import TaskSpec, run_one
 from nmbatch.synthetic.job import SyntheticJob, item_id
 
@@ -75,7 +76,9 @@ def engine(n_items: int, params: dict, workers: int) -> dict[str, float]:
         listing = job.list_items(params)
         plan = make_plan(job, listing, params, cache.index, cache.stamp, Selection(), False)
         report = RunReport()
-        run_plan(client, job, params, cache, listing, plan, report, Pacing(progress=False))
+        # the task size the command line uses (dask.yaml), not Pacing's own default
+        pacing = Pacing(task_duration_target=seconds("runner.task-duration-target"), progress=False)
+        run_plan(client, job, params, cache, listing, plan, report, pacing)
         finish(cache, job, listing, report)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         assert report.done == n_items, report
